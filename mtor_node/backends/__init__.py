@@ -1,0 +1,27 @@
+"""Model backends, looked up by the `backend` name of a model registry entry.
+
+Imported lazily so that starting the node does not pay for torch/transformers until a model loads.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import Backend, BackendError, ModelSpec
+
+# backend name -> "module:Class"
+BACKENDS = {
+    "echo": "mtor_node.backends.echo:EchoBackend",
+    "transformers-chat": "mtor_node.backends.chat_transformers:TransformersChat",
+}
+
+
+def backend_class(name: str) -> type[Backend]:
+    try:
+        module, cls = BACKENDS[name].split(":")
+    except KeyError:
+        raise BackendError("unknown_backend", f"unknown backend {name!r}; known: {', '.join(sorted(BACKENDS))}") from None
+    return getattr(importlib.import_module(module), cls)
+
+
+__all__ = ["BACKENDS", "Backend", "BackendError", "ModelSpec", "backend_class"]
