@@ -1,0 +1,488 @@
+"""The Federation facade: one object the daemon runs inside its own trio nursery."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p.abc import INotifee
+from libp2p.peer.id import ID
+from libp2p.pubsub import pubsub as pubsub_mod
+from libp2p.pubsub.gossipsub import PROTOCOL_ID as GOSSIP_V10
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as GOSSIP_V11
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.tools.anyio_service import background_trio_service
+
+from . import caps as caps_mod
+from .host import full_addrs, info_from_addr, listen_multiaddr, make_host, set_safe_handler
+from .intent_protocol import PROTOCOL as INTENT_PROTOCOL
+from .intent_protocol import Handler, IntentClient, IntentFailed, IntentServer, Limits, OnEvent
+from .keys import Signer
+from .peers import PeerTable
+from .realm import Realm, probe_realm, public_realm
+
+log = logging.getLogger(__name__)
+
+# GossipSub delivers to the subscription through a 32-slot channel and drops (with a warning)
+# when it is full. We consume announcements in the topic validator instead and only drain the
+# subscription, but make the channel larger so a burst does not even log.
+pubsub_mod.SUBSCRIPTION_CHANNEL_SIZE = max(pubsub_mod.SUBSCRIPTION_CHANNEL_SIZE, 1024)
+
+# Failures that say something about the worker's health (others, like "price", do not).
+HEALTH_FAILURES = {"timeout", "disconnected", "protocol", "bad_receipt", "worker_error", "no_result"}
+
+
+class _ConnWatcher(INotifee):
+    def __init__(self, fed: "Federation") -> None:
+        self.fed = fed
+
+    async def opened_stream(self, network, stream) -> None:  # noqa: D401
+        return None
+
+    async def closed_stream(self, network, stream) -> None:
+        return None
+
+    async def connected(self, network, conn) -> None:
+        try:
+            self.fed._on_connected(conn.muxed_conn.peer_id)
+        except Exception:  # a notifee must never break the swarm
+            log.debug("connected notifee failed", exc_info=True)
+
+    async def disconnected(self, network, conn) -> None:
+        try:
+            self.fed._on_disconnected(conn.muxed_conn.peer_id)
+        except Exception:
+            log.debug("disconnected notifee failed", exc_info=True)
+
+    async def listen(self, network, multiaddr) -> None:
+        return None
+
+    async def listen_close(self, network, multiaddr) -> None:
+        return None
+
+
+def _is_local_addr(addr: str) -> bool:
+    try:
+        ma = multiaddr.Multiaddr(addr)
+        for proto in ("ip4", "ip6"):
+            try:
+                ip = ma.value_for_protocol(proto)
+            except Exception:
+                ip = None
+            if ip:
+                a = ipaddress.ip_address(ip)
+                return a.is_loopback or a.is_private or a.is_link_local
+    except Exception:
+        return False
+    return False
+
+
+class Federation:
+    def __init__(
+        self,
+        seed: bytes,
+        realm: Realm | None = None,
+        listen_host: str = "127.0.0.1",
+        listen_port: int = 0,
+        peers: list[str] | None = None,
+        bootstrap: list[str] | None = None,
+        airgap: bool = False,
+        announce_interval: float = 5.0,
+        announce_ttl: int = 30,
+        limits: Limits | None = None,
+        probe_interval: float = 10.0,
+        enable_dht: bool = True,
+        upgrade_timeout: float = 3.0,
+    ) -> None:
+        self.realm = realm or public_realm()
+        self.signer = Signer(seed)
+        self.host = make_host(seed, psk=self.realm.psk, upgrade_timeout=upgrade_timeout)
+        self.listen_host = listen_host
+        self.listen_port = listen_port
+        self.airgap = airgap
+        self.configured_peers = list(peers or [])
+        self.bootstrap = [] if airgap else list(bootstrap or [])
+        self.announce_interval = announce_interval
+        self.announce_ttl = announce_ttl
+        self.probe_interval = probe_interval
+        self.limits = limits or Limits()
+        self.peers = PeerTable(ttl=float(announce_ttl))
+        self.validator = caps_mod.CapsValidator()
+        self.server = IntentServer(self.signer, self.limits)
+        self.client = IntentClient(self.host, self.signer.peer_id, self.limits)
+        self.gossip = GossipSub(
+            protocols=[GOSSIP_V11, GOSSIP_V10],
+            degree=6,
+            degree_low=4,
+            degree_high=12,
+            heartbeat_interval=1,
+            # py-libp2p's spam protection silently drops > 10 msg/s per link: our validator
+            # rate-limits per origin instead. Eclipse protection wants >= 3 distinct IPs in
+            # the mesh, which a LAN/loopback realm never has.
+            spam_protection_enabled=False,
+            eclipse_protection_enabled=False,
+        )
+        self.pubsub = Pubsub(
+            self.host,
+            self.gossip,
+            strict_signing=True,
+            allowed_topics={self.realm.caps_topic},
+            max_inbound_rpc_size=4 * caps_mod.MAX_ANNOUNCEMENT,
+        )
+        self.dht = None
+        self.enable_dht = enable_dht
+        self._caps: dict | None = None
+        self._seq = 0
+        self._announce_now = trio.Event()
+        self._running = False
+        self._nursery: trio.Nursery | None = None
+        self.join_errors: dict[str, str] = {}
+        self.counters: dict[str, int] = {"routes": 0, "failovers": 0, "realm_mismatch": 0, "announced": 0}
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def peer_id(self) -> str:
+        return self.signer.peer_id
+
+    @property
+    def listen_addrs(self) -> list[str]:
+        return full_addrs(self.host) if self._running else []
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return {
+            "caps_accepted": self.validator.accepted,
+            "caps_rejected": dict(self.validator.rejected),
+            "intent_server": dict(self.server.stats),
+            "intent_client": dict(self.client.stats),
+            "connected_peers": len(self.host.get_network().connections),
+            **self.counters,
+        }
+
+    # ------------------------------------------------------------------ application API
+    def set_intent_handler(self, handler: Handler | None) -> None:
+        self.server.handler = handler
+
+    def set_capabilities(self, caps: dict) -> None:
+        """Validate and store this node's capabilities; announce at once if they changed."""
+        clean = caps_mod.check_capabilities(caps)
+        if clean != self._caps:
+            self._caps = clean
+            self._announce_now.set()
+            if self.dht is not None and self._nursery is not None:
+                self._nursery.start_soon(self.dht.provide_caps, clean)
+
+    def block(self, peer_id: str) -> None:
+        self.peers.block(peer_id)
+
+    def unblock(self, peer_id: str) -> None:
+        self.peers.unblock(peer_id)
+
+    def candidates(self, kind: str, model: str) -> list[str]:
+        return [st.peer_id for st in self.peers.candidates(kind, model, exclude={self.peer_id})]
+
+    async def request_intent(
+        self, peer_id: str, request: dict, on_event: OnEvent | None = None, timeout: float = 60.0
+    ) -> dict:
+        if self.peers.is_blocked(peer_id):
+            raise IntentFailed("blocked", f"peer {peer_id} is blocked")
+        t0 = time.monotonic()
+        try:
+            result = await self.client.request(peer_id, request, on_event, timeout)
+        except IntentFailed as exc:
+            if exc.code in HEALTH_FAILURES:
+                self.peers.record_failure(peer_id, f"{exc.code}: {exc.message}"[:200])
+            raise
+        self.peers.record_success(peer_id)
+        self.peers.get(peer_id).extra["last_job_s"] = round(time.monotonic() - t0, 4)
+        return result
+
+    async def ping(self, peer_id: str, timeout: float = 5.0) -> float:
+        try:
+            rtt = await self.client.ping(peer_id, timeout)
+        except IntentFailed:
+            self.peers.record_probe(peer_id, False)
+            raise
+        self.peers.record_probe(peer_id, True, rtt)
+        return rtt
+
+    def _route_order(self, kind: str, model: str, max_price: int | None) -> list[str]:
+        out = []
+        for st in self.peers.candidates(kind, model, exclude={self.peer_id}):
+            ann = st.announcement or {}
+            base = ann.get("prices", {}).get(kind)
+            price = None if base is None else int(round(base * ann.get("surge", 1.0)))
+            if max_price is not None and price is not None and price > max_price:
+                continue
+            out.append((price if price is not None else 0, -st.health, st.rtt_ms or 1e9, st.peer_id))
+        out.sort()
+        return [p[-1] for p in out]
+
+    async def route(
+        self,
+        request: dict,
+        on_event: OnEvent | None = None,
+        timeout: float = 60.0,
+        *,
+        max_attempts: int = 3,
+        exclude: set[str] | None = None,
+    ) -> dict:
+        """Send to the cheapest healthy candidate; fail over on retryable errors.
+
+        Returns the result frame (with `receipt`, `price` and `peer_id` = who served).
+        Before each failover `on_event` gets {"type": "failover", "from", "code", "message"}
+        so a consumer can discard partial output from the failed worker.
+        """
+        self.counters["routes"] += 1
+        kind, model = request.get("kind"), request.get("model")
+        if not isinstance(kind, str) or not isinstance(model, str):
+            raise IntentFailed("bad_request", "kind and model are required")
+        request = dict(request)
+        if "id" not in request:
+            from .intent_protocol import new_request_id
+
+            request["id"] = new_request_id()
+        tried: set[str] = set(exclude or ())
+        deadline = trio.current_time() + timeout
+        last: IntentFailed | None = None
+        for _ in range(max_attempts):
+            order = [p for p in self._route_order(kind, model, request.get("max_price")) if p not in tried]
+            if not order:
+                break
+            peer = order[0]
+            tried.add(peer)
+            remaining = deadline - trio.current_time()
+            if remaining <= 0:
+                raise IntentFailed("timeout", f"no result within {timeout}s") from last
+            try:
+                return await self.request_intent(peer, request, on_event, remaining)
+            except IntentFailed as exc:
+                last = exc
+                if not exc.retryable:
+                    raise
+                self.counters["failovers"] += 1
+                log.info("route %s: %s failed (%s), failing over", request["id"], peer[:16], exc)
+                if on_event is not None:
+                    await on_event({"type": "failover", "id": request["id"], "from": peer,
+                                    "code": exc.code, "message": exc.message})
+        if last is not None:
+            raise IntentFailed(last.code, f"all candidates failed; last: {last.message}", False)
+        raise IntentFailed("no_candidates", f"no healthy peer serves {kind}/{model}"
+                           + (f" within max_price {request.get('max_price')}" if request.get("max_price") is not None else ""))
+
+    # ------------------------------------------------------------------ connection events
+    def _on_connected(self, pid: ID) -> None:
+        st = self.peers.get(pid.to_base58())
+        st.connected = True
+        if self.dht is not None:
+            self.dht.on_connected(pid)
+
+    def _on_disconnected(self, pid: ID) -> None:
+        p = pid.to_base58()
+        if p in self.peers._peers:
+            self.peers.get(p).connected = self.host.get_network().connections.get(pid) is not None and bool(
+                self.host.get_network().connections.get(pid)
+            )
+        self.client.forget(p)
+
+    # ------------------------------------------------------------------ gossip
+    def _validate_gossip(self, forwarder: ID, msg: Any) -> bool:
+        try:
+            origin = ID(msg.from_id).to_base58()
+        except Exception:
+            self.validator._reject("?", "malformed", "bad origin")
+            return False
+        if self.peers.is_blocked(origin):
+            self.validator._reject(origin, "blocked")
+            return False
+        ann = self.validator.validate(origin, msg.data)
+        if ann is None:
+            return False
+        if origin != self.peer_id:
+            self.peers.record_announcement(origin, ann)
+            self._learn_addrs(origin, ann["addrs"])
+        return True
+
+    def _learn_addrs(self, peer: str, addrs: list[str]) -> None:
+        mas = []
+        for a in addrs:
+            if self.airgap and not _is_local_addr(a):
+                continue
+            try:
+                ma = multiaddr.Multiaddr(a)
+                mas.append(ma.decapsulate_code(multiaddr.protocols.P_P2P) if "/p2p/" in a else ma)
+            except Exception:
+                continue
+        if mas:
+            try:
+                self.host.get_peerstore().add_addrs(ID.from_base58(peer), mas, self.announce_ttl * 4)
+            except Exception:
+                log.debug("add_addrs failed", exc_info=True)
+
+    def _next_seq(self) -> int:
+        # never below wall-clock ms, so a restarted node is not taken for a replay
+        self._seq = max(self._seq + 1, int(time.time() * 1000))
+        return self._seq
+
+    async def announce(self) -> None:
+        if self._caps is None:
+            return
+        ann = dict(self._caps)
+        ann.update(node=self.peer_id, addrs=self.listen_addrs[:16], ts=time.time(), seq=self._next_seq(),
+                   ttl=self.announce_ttl)
+        data = caps_mod.sign_announcement(ann, self.signer)
+        if len(data) > caps_mod.MAX_ANNOUNCEMENT:
+            log.error("capability announcement too large (%d bytes); not sent", len(data))
+            return
+        await self.pubsub.publish(self.realm.caps_topic, data)
+        self.counters["announced"] += 1
+
+    async def _announcer(self) -> None:
+        while True:
+            with trio.move_on_after(self.announce_interval):
+                await self._announce_now.wait()
+            self._announce_now = trio.Event()
+            try:
+                await self.announce()
+            except Exception:
+                log.warning("announce failed", exc_info=True)
+            await trio.sleep(0.02)  # coalesce bursts of set_capabilities
+
+    async def _drain(self, sub: Any) -> None:
+        # announcements are consumed in the validator; keep the subscription queue empty
+        async for _ in sub:
+            pass
+
+    # ------------------------------------------------------------------ joining
+    async def connect(self, addr: str, timeout: float = 5.0) -> bool:
+        """Dial a peer multiaddr (with /p2p/). Checks the realm key first when we have one."""
+        try:
+            info = info_from_addr(addr)
+        except Exception as exc:
+            self.join_errors[addr] = f"bad address: {exc}"
+            return False
+        if self.airgap and not _is_local_addr(addr):
+            self.join_errors[addr] = "airgap: not a loopback/LAN address"
+            return False
+        if self.realm.psk is not None:
+            ok = await self._probe(addr, timeout)
+            if ok is False:
+                self.counters["realm_mismatch"] += 1
+                self.join_errors[addr] = "realm key mismatch"
+                self.peers.ban(info.peer_id.to_base58(), 60, "realm key mismatch")
+                log.warning("peer %s does not use realm %r's key", addr, self.realm.name)
+                return False
+        try:
+            with trio.fail_after(timeout):
+                await self.host.connect(info)
+        except Exception as exc:
+            self.join_errors[addr] = f"{type(exc).__name__}: {exc}"[:200]
+            return False
+        self.join_errors.pop(addr, None)
+        return True
+
+    async def _probe(self, addr: str, timeout: float) -> bool | None:
+        """True/False = same/different realm key; None = could not tell (unreachable)."""
+        try:
+            ma = multiaddr.Multiaddr(addr)
+            ip = None
+            for proto in ("ip4", "ip6", "dns4", "dns6", "dns"):
+                try:
+                    ip = ma.value_for_protocol(proto)
+                except Exception:
+                    continue
+                if ip:
+                    break
+            port = int(ma.value_for_protocol("tcp"))
+            return await probe_realm(ip, port, self.realm.psk, timeout=min(timeout, 2.0))
+        except Exception:
+            return None
+
+    async def _join(self) -> None:
+        addrs = self.configured_peers + self.bootstrap
+        if not addrs:
+            return
+        async with trio.open_nursery() as n:
+            for a in addrs:
+                n.start_soon(self.connect, a)
+
+    async def _maintenance(self) -> None:
+        while True:
+            await trio.sleep(min(self.probe_interval, 5.0))
+            self.peers.expire()
+            conns = self.host.get_network().connections
+            # keep configured peers connected
+            for a in self.configured_peers + self.bootstrap:
+                try:
+                    pid = info_from_addr(a).peer_id
+                except Exception:
+                    continue
+                if not conns.get(pid) and self.join_errors.get(a) != "realm key mismatch":
+                    self._nursery.start_soon(self.connect, a)
+            # RTT and recovery probes
+            for st in self.peers:
+                if st.peer_id == self.peer_id or st.blocked:
+                    continue
+                if self.peers.needs_probe(st) or (st.connected and self.peers.is_fresh(st)):
+                    self._nursery.start_soon(self._quiet_ping, st.peer_id)
+
+    async def _quiet_ping(self, peer_id: str) -> None:
+        try:
+            await self.ping(peer_id, timeout=3.0)
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        set_safe_handler(self.host, INTENT_PROTOCOL, self.server.handle_stream)
+        self.host.get_network().register_notifee(_ConnWatcher(self))
+        async with self.host.run([listen_multiaddr(self.listen_host, self.listen_port)]):
+            self._running = True
+            try:
+                async with background_trio_service(self.pubsub), background_trio_service(self.gossip):
+                    await self.pubsub.wait_until_ready()
+                    self.pubsub.set_topic_validator(self.realm.caps_topic, self._validate_gossip, False)
+                    sub = await self.pubsub.subscribe(self.realm.caps_topic)
+                    try:
+                        async with trio.open_nursery() as nursery:
+                            self._nursery = nursery
+                            if self.enable_dht:
+                                await self._start_dht(nursery)
+                            await self._join()
+                            nursery.start_soon(self._drain, sub)
+                            nursery.start_soon(self._announcer)
+                            nursery.start_soon(self._maintenance)
+                            if self._caps is not None:
+                                self._announce_now.set()
+                            task_status.started()
+                            await trio.sleep_forever()
+                    finally:
+                        self._nursery = None
+                        with trio.CancelScope(shield=True), trio.move_on_after(3):
+                            await self._shutdown()
+            finally:
+                self._running = False
+
+    async def _start_dht(self, nursery: trio.Nursery) -> None:
+        try:
+            from .dht import RealmDHT
+        except ImportError:
+            return
+        self.dht = RealmDHT(self.host, self.realm, airgap=self.airgap)
+        await nursery.start(self.dht.run)
+
+    async def _shutdown(self) -> None:
+        # Disconnect before leaving the pubsub/gossipsub service contexts: a message arriving
+        # while they tear down raises "Nursery is closed to new arrivals" (DESIGN §12).
+        await self.client.close_all()
+        for pid in list(self.host.get_network().connections):
+            try:
+                await self.host.disconnect(pid)
+            except Exception:
+                pass

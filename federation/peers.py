@@ -1,0 +1,198 @@
+"""Peer table: announcements, RTT EWMA, health score, back-off bans, manual blocks.
+
+Health is 0-100 in the spirit of the original RENT-A-HAL: +10 per success (max 100), -10 per
+failure. At 0 a peer is out of rotation and banned with exponential back-off (base * 2^n, capped);
+a successful probe/ping after the ban puts it back in at 50.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+HEALTH_MAX = 100
+HEALTH_START = 100
+HEALTH_RECOVERED = 50
+HEALTH_STEP = 10
+
+
+@dataclass
+class PeerState:
+    peer_id: str
+    announcement: dict | None = None
+    announced_at: float = 0.0  # local monotonic time of the last accepted announcement
+    last_seq: int = -1
+    rtt_ms: float | None = None
+    successes: int = 0
+    failures: int = 0
+    health: int = HEALTH_START
+    ban_until: float = 0.0
+    ban_count: int = 0
+    blocked: bool = False
+    connected: bool = False
+    last_error: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class PeerTable:
+    def __init__(
+        self,
+        *,
+        ttl: float = 30.0,
+        ban_base: float = 5.0,
+        ban_max: float = 600.0,
+        rtt_alpha: float = 0.3,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.ban_base = ban_base
+        self.ban_max = ban_max
+        self.rtt_alpha = rtt_alpha
+        self.clock = clock
+        self._peers: dict[str, PeerState] = {}
+
+    # ------------------------------------------------------------ access
+    def get(self, peer_id: str) -> PeerState:
+        st = self._peers.get(peer_id)
+        if st is None:
+            st = self._peers[peer_id] = PeerState(peer_id)
+        return st
+
+    def known(self, peer_id: str) -> bool:
+        return peer_id in self._peers
+
+    def __iter__(self):
+        return iter(list(self._peers.values()))
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    # ------------------------------------------------------------ announcements
+    def record_announcement(self, peer_id: str, ann: dict) -> None:
+        st = self.get(peer_id)
+        st.announcement = ann
+        st.announced_at = self.clock()
+        st.last_seq = ann.get("seq", st.last_seq)
+
+    def is_fresh(self, st: PeerState) -> bool:
+        if st.announcement is None:
+            return False
+        ttl = min(self.ttl, float(st.announcement.get("ttl") or self.ttl))
+        return self.clock() - st.announced_at <= ttl
+
+    # ------------------------------------------------------------ health
+    def record_success(self, peer_id: str, rtt_ms: float | None = None) -> None:
+        st = self.get(peer_id)
+        st.successes += 1
+        st.health = min(HEALTH_MAX, st.health + HEALTH_STEP)
+        st.ban_count = 0
+        if rtt_ms is not None:
+            self.record_rtt(peer_id, rtt_ms)
+
+    def record_failure(self, peer_id: str, reason: str = "") -> None:
+        st = self.get(peer_id)
+        st.failures += 1
+        st.last_error = reason
+        st.health = max(0, st.health - HEALTH_STEP)
+        if st.health == 0:
+            st.ban_until = self.clock() + min(self.ban_max, self.ban_base * (2**st.ban_count))
+            st.ban_count += 1
+
+    def record_probe(self, peer_id: str, ok: bool, rtt_ms: float | None = None) -> None:
+        """A ping/probe result: a successful probe brings a peer at 0 back to 50."""
+        st = self.get(peer_id)
+        if ok:
+            if rtt_ms is not None:
+                self.record_rtt(peer_id, rtt_ms)
+            if st.health == 0 and self.clock() >= st.ban_until:
+                st.health = HEALTH_RECOVERED
+        else:
+            self.record_failure(peer_id, "probe failed")
+
+    def record_rtt(self, peer_id: str, rtt_ms: float) -> None:
+        st = self.get(peer_id)
+        a = self.rtt_alpha
+        st.rtt_ms = rtt_ms if st.rtt_ms is None else (1 - a) * st.rtt_ms + a * rtt_ms
+
+    def ban(self, peer_id: str, seconds: float, reason: str = "") -> None:
+        st = self.get(peer_id)
+        st.ban_until = max(st.ban_until, self.clock() + seconds)
+        st.last_error = reason or st.last_error
+
+    def is_banned(self, st: PeerState) -> bool:
+        return self.clock() < st.ban_until
+
+    def needs_probe(self, st: PeerState) -> bool:
+        """Out of rotation (health 0), ban expired: ready for a recovery probe."""
+        return st.health == 0 and not st.blocked and not self.is_banned(st)
+
+    # ------------------------------------------------------------ manual blocks
+    def block(self, peer_id: str) -> None:
+        self.get(peer_id).blocked = True
+
+    def unblock(self, peer_id: str) -> None:
+        self.get(peer_id).blocked = False
+
+    def is_blocked(self, peer_id: str) -> bool:
+        st = self._peers.get(peer_id)
+        return bool(st and st.blocked)
+
+    # ------------------------------------------------------------ selection
+    def usable(self, st: PeerState) -> bool:
+        return st.health > 0 and not st.blocked and not self.is_banned(st) and self.is_fresh(st)
+
+    def candidates(self, kind: str, model: str, exclude: set[str] | None = None) -> list[PeerState]:
+        out = []
+        for st in self._peers.values():
+            if exclude and st.peer_id in exclude:
+                continue
+            if not self.usable(st):
+                continue
+            models = (st.announcement or {}).get("models", {}).get(kind)
+            if not models or model not in models:
+                continue
+            out.append(st)
+        out.sort(key=lambda s: (-s.health, s.rtt_ms if s.rtt_ms is not None else 1e9))
+        return out
+
+    def expire(self) -> None:
+        """Forget announcements past their TTL (the peer entry and its history stay)."""
+        for st in self._peers.values():
+            if st.announcement is not None and not self.is_fresh(st):
+                st.announcement = None
+
+    # ------------------------------------------------------------ display
+    def snapshot(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        rows = []
+        for st in self._peers.values():
+            ann = st.announcement or {}
+            rows.append(
+                {
+                    "peer_id": st.peer_id,
+                    "connected": st.connected,
+                    "fresh": self.is_fresh(st),
+                    "age_s": round(now - st.announced_at, 3) if st.announcement else None,
+                    "health": st.health,
+                    "rtt_ms": round(st.rtt_ms, 3) if st.rtt_ms is not None else None,
+                    "successes": st.successes,
+                    "failures": st.failures,
+                    "banned_for_s": round(max(0.0, st.ban_until - now), 3),
+                    "blocked": st.blocked,
+                    "last_error": st.last_error,
+                    "addrs": list(ann.get("addrs", [])),
+                    "gpus": list(ann.get("gpus", [])),
+                    "cpu": dict(ann.get("cpu", {})),
+                    "models": {k: list(v) for k, v in ann.get("models", {}).items()},
+                    "prices": dict(ann.get("prices", {})),
+                    "surge": ann.get("surge"),
+                    "queue": ann.get("queue"),
+                    "capacity": ann.get("capacity"),
+                    "version": ann.get("version"),
+                    "seq": ann.get("seq"),
+                }
+            )
+        rows.sort(key=lambda r: (-r["health"], r["peer_id"]))
+        return rows
