@@ -22,7 +22,7 @@ from ..intents import Intent
 from ._media import join_wavs, split_sentences, wav_bytes, wav_pcm
 from .base import Backend, BackendError, Emit
 
-_VOICE = re.compile(r"^[A-Za-z0-9_+\-]{1,40}$")
+_VOICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+\-]{0,39}$")
 
 
 class EspeakSpeak(Backend):

@@ -12,7 +12,9 @@ Sources:
 
 Options (ModelSpec.options): ``compute_type`` (default: ``int8`` on CPU, ``float16`` on CUDA; any
 CTranslate2 compute type), ``beam_size`` (default 1: greedy, fastest), ``cpu_threads`` (default 0:
-CTranslate2 decides), ``num_workers`` (default: spec.concurrency).
+CTranslate2 decides), ``num_workers`` (default: spec.concurrency), ``temperature`` (a number or
+a list: the fallback temperatures; default faster-whisper's 0.0 … 1.0), ``max_new_tokens`` per
+30 s window (default: the model's limit).
 
 Intent params: ``language`` (skip detection), ``vad`` (voice activity filter, default on),
 ``timestamps`` (return segments), ``max_seconds`` (duration limit, checked after decoding).
@@ -159,7 +161,13 @@ class FasterWhisper(Backend):
             raise BackendError("not_loaded", f"model {self.spec.name!r} is not loaded")
         model = self.model
         params = intent.params
-        beam_size = int(self.spec.options.get("beam_size", 1))
+        opts = self.spec.options
+        beam_size = int(opts.get("beam_size", 1))
+        extra = {}
+        if "temperature" in opts:
+            extra["temperature"] = opts["temperature"]
+        if opts.get("max_new_tokens"):
+            extra["max_new_tokens"] = int(opts["max_new_tokens"])
 
         def work(ctx: ThreadContext) -> dict:
             samples = decode(intent.audio)
@@ -171,7 +179,7 @@ class FasterWhisper(Backend):
             segments, info = model.transcribe(
                 samples, language=params.get("language"), vad_filter=bool(params.get("vad", True)),
                 beam_size=beam_size, condition_on_previous_text=False,
-                without_timestamps=not params.get("timestamps", False),
+                without_timestamps=not params.get("timestamps", False), **extra,
             )
             texts, segs = [], []
             for seg in segments:  # a generator: each segment is decoded as it is iterated
