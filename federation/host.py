@@ -62,8 +62,10 @@ def make_host(
         max_connections_per_peer=1,
         max_connections=max_connections,
         high_watermark=max_connections,
-        low_watermark=min(100, max_connections),
-        min_connections=min(50, max_connections),
+        # py-libp2p's auto-connector dials up to min_connections peers from the peerstore
+        # on its own; we decide whom to dial (realm probe, airgap), so turn it off.
+        low_watermark=0,
+        min_connections=0,
         dial_timeout=upgrade_timeout + 2.0,
         inbound_upgrade_timeout=upgrade_timeout,
         outbound_upgrade_timeout=upgrade_timeout,

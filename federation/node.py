@@ -282,6 +282,14 @@ class Federation:
         st.connected = True
         if self.dht is not None:
             self.dht.on_connected(pid)
+        if self._nursery is not None:
+            # a newcomer should not wait a whole announce interval to learn our capabilities;
+            # give the pubsub hello/subscription exchange a moment first
+            self._nursery.start_soon(self._announce_soon, 0.3)
+
+    async def _announce_soon(self, delay: float) -> None:
+        await trio.sleep(delay)
+        self._announce_now.set()
 
     def _on_disconnected(self, pid: ID) -> None:
         p = pid.to_base58()
@@ -370,14 +378,14 @@ class Federation:
         if self.airgap and not _is_local_addr(addr):
             self.join_errors[addr] = "airgap: not a loopback/LAN address"
             return False
-        if self.realm.psk is not None:
-            ok = await self._probe(addr, timeout)
-            if ok is False:
-                self.counters["realm_mismatch"] += 1
-                self.join_errors[addr] = "realm key mismatch"
-                self.peers.ban(info.peer_id.to_base58(), 60, "realm key mismatch")
-                log.warning("peer %s does not use realm %r's key", addr, self.realm.name)
-                return False
+        # Probe for every realm (a public node dialing a pnet realm fails fast too).
+        ok = await self._probe(addr, timeout)
+        if ok is False:
+            self.counters["realm_mismatch"] += 1
+            self.join_errors[addr] = "realm key mismatch"
+            self.peers.ban(info.peer_id.to_base58(), 60, "realm key mismatch")
+            log.warning("peer %s does not use realm %r's key", addr, self.realm.name)
+            return False
         try:
             with trio.fail_after(timeout):
                 await self.host.connect(info)

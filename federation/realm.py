@@ -140,6 +140,8 @@ async def probe_realm(host: str, port: int, psk: bytes | None, timeout: float = 
                 if not chunk:
                     return False  # closed on us before a header: not our realm
                 buf += chunk
+                if psk is not None and buf[: len(_MULTISTREAM_HEADER)] == _MULTISTREAM_HEADER:
+                    return False  # a listener without any pnet key
         finally:
             await stream.aclose()
     if psk is None:
