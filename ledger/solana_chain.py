@@ -227,7 +227,7 @@ class RpcChainClient:
         return (await self.client.get_latest_blockhash()).value.blockhash
 
     async def send(self, tx: Transaction) -> str:
-        from solana.rpc.types import TxOpts
+        from solana.rpc.models import TxOpts
         opts = TxOpts(skip_confirmation=True, preflight_commitment=self._commitment)
         try:
             resp = await self.client.send_raw_transaction(bytes(tx), opts)
