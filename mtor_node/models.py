@@ -1,0 +1,136 @@
+"""The local worker's models: loaded lazily (or at start), one concurrency limit each, unloaded when idle."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from .backends import Backend, BackendError, ModelSpec, backend_class
+from .backends.base import Emit
+from .intents import Intent
+
+log = logging.getLogger("mtor.models")
+
+RETRY_FAILED_AFTER_S = 30.0
+
+
+@dataclass
+class ModelState:
+    spec: ModelSpec
+    status: str = "unloaded"  # unloaded | loading | ready | failed
+    error: str = ""
+    progress: str = ""
+    backend: Backend | None = None
+    inflight: int = 0
+    served: int = 0
+    last_used: float = 0.0
+    failed_at: float = 0.0
+    load_seconds: float | None = None
+    lock: trio.Lock = field(default_factory=trio.Lock)
+
+    def snapshot(self) -> dict:
+        return {
+            "name": self.spec.name, "kind": self.spec.kind, "backend": self.spec.backend,
+            "status": self.status, "error": self.error, "progress": self.progress,
+            "inflight": self.inflight, "concurrency": self.spec.concurrency, "served": self.served,
+            "load_seconds": self.load_seconds,
+            **(self.backend.describe() if self.backend and self.status == "ready" else {}),
+        }
+
+
+class ModelManager:
+    def __init__(self, specs: list[ModelSpec], cache_dir: Path, defaults: dict[str, str | None]):
+        self.cache_dir = cache_dir
+        self.states = {s.name: ModelState(s) for s in specs}
+        self.defaults = defaults  # kind -> default model name
+
+    def resolve(self, kind: str, model: str | None) -> str | None:
+        """The local model name that serves (kind, model), or None."""
+        if model is None:
+            return self.defaults.get(kind)
+        state = self.states.get(model)
+        return model if state and state.spec.kind == kind else None
+
+    def models_by_kind(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for s in self.states.values():
+            if s.status != "failed":
+                out.setdefault(s.spec.kind, []).append(s.spec.name)
+        return out
+
+    def has_capacity(self, name: str) -> bool:
+        s = self.states[name]
+        return s.inflight < s.spec.concurrency
+
+    def reserve(self, name: str) -> None:
+        """Take one concurrency slot; the broker does this when it dispatches, before the run starts."""
+        self.states[name].inflight += 1
+
+    def release(self, name: str) -> None:
+        s = self.states[name]
+        s.inflight = max(0, s.inflight - 1)
+        s.last_used = time.monotonic()
+
+    def snapshot(self) -> list[dict]:
+        return [s.snapshot() for s in self.states.values()]
+
+    async def ensure_loaded(self, name: str) -> Backend:
+        state = self.states[name]
+        async with state.lock:
+            if state.status == "ready":
+                return state.backend
+            if state.status == "failed" and time.monotonic() - state.failed_at < RETRY_FAILED_AFTER_S:
+                raise BackendError("unavailable", f"model {name!r} is unavailable: {state.error}")
+            state.status, state.error = "loading", ""
+            t0 = time.monotonic()
+            backend = backend_class(state.spec.backend)(state.spec, str(self.cache_dir))
+
+            def progress(message: str, fraction: float | None = None) -> None:
+                state.progress = message if fraction is None else f"{message} ({fraction:.0%})"
+                log.info("model %s: %s", name, state.progress)
+
+            try:
+                # Loading is blocking work (disk, conversion): keep it off the event loop.
+                await trio.to_thread.run_sync(backend.load_sync, progress, abandon_on_cancel=True)
+            except BackendError as e:
+                state.status, state.error, state.failed_at = "failed", e.message, time.monotonic()
+                log.warning("model %s is unavailable: %s", name, e.message)
+                raise
+            except Exception as e:
+                state.status, state.error, state.failed_at = "failed", f"{type(e).__name__}: {e}", time.monotonic()
+                log.exception("model %s failed to load", name)
+                raise BackendError("unavailable", f"model {name!r} failed to load: {state.error}") from e
+            state.backend, state.status, state.progress = backend, "ready", ""
+            state.load_seconds = round(time.monotonic() - t0, 2)
+            log.info("model %s ready in %.1f s", name, state.load_seconds)
+            return backend
+
+    async def run(self, name: str, intent: Intent, emit: Emit) -> dict:
+        """Run one intent on a local model, in a slot the caller reserved."""
+        backend = await self.ensure_loaded(name)
+        result = await backend.run(intent, emit)
+        self.states[name].served += 1
+        return result
+
+    async def preload(self, names: list[str]) -> None:
+        for name in names:
+            try:
+                await self.ensure_loaded(name)
+            except BackendError:
+                pass  # recorded in the model's state; the node keeps running
+
+    async def unload_idle(self, period: float = 5.0) -> None:
+        while True:
+            await trio.sleep(period)
+            now = time.monotonic()
+            for s in self.states.values():
+                idle = s.spec.idle_unload_s
+                if idle and s.status == "ready" and s.inflight == 0 and now - s.last_used > idle:
+                    async with s.lock:
+                        backend, s.backend, s.status = s.backend, None, "unloaded"
+                        await trio.to_thread.run_sync(backend.unload_sync)
+                        log.info("model %s unloaded after %.0f s idle", s.spec.name, idle)

@@ -1,0 +1,231 @@
+"""Node lifecycle: one trio process, one nursery for everything; clean shutdown on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import secrets
+import signal
+import time
+from pathlib import Path
+
+import trio
+
+from . import __version__
+from . import config as config_mod
+from . import identity as identity_mod
+from .broker import Broker
+from .models import ModelManager
+from .store import DB_NAME, Store
+
+log = logging.getLogger("mtor.node")
+
+LOCK_NAME = "mtor.lock"
+RUNTIME_NAME = "node.json"  # where the running node tells the CLI its address
+SYSOP_TOKEN_NAME = "sysop.token"
+SHUTDOWN_GRACE_S = 3.0  # in-flight clients get their final error within this, well under the 5 s promise
+
+
+class StartError(Exception):
+    """A reason the node cannot start, for the person at the terminal."""
+
+
+def prepare_data_dir(data_dir: Path) -> tuple[bool, bool]:
+    """Create the data dir, config and identity if missing. Returns (config created, identity created)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for sub in ("models", "logs"):
+        (data_dir / sub).mkdir(exist_ok=True)
+    cfg_path = data_dir / config_mod.CONFIG_NAME
+    cfg_created = not cfg_path.exists()
+    if cfg_created:
+        config_mod.write_default(cfg_path)
+    _, id_created = identity_mod.load_or_create(data_dir / identity_mod.KEY_NAME)
+    token = data_dir / SYSOP_TOKEN_NAME
+    if not token.exists():
+        fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(24))
+    return cfg_created, id_created
+
+
+def read_runtime(data_dir: Path) -> dict | None:
+    try:
+        return json.loads((data_dir / RUNTIME_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class DataDirLock:
+    """An exclusive flock on the data dir: a second node on it is refused, and the OS frees it on crash."""
+
+    def __init__(self, data_dir: Path):
+        self.path = data_dir / LOCK_NAME
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                raise StartError(f"another mtor-node (pid {holder}) is already running on {self.path.parent}; "
+                                 f"stop it first, or use another --data-dir") from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class Node:
+    def __init__(self, data_dir: Path, cfg: config_mod.Config):
+        self.data_dir = data_dir
+        self.config = cfg
+        self.roles = list(cfg["node.roles"])
+        self.identity = identity_mod.load(data_dir / identity_mod.KEY_NAME)
+        self.sysop_token = (data_dir / SYSOP_TOKEN_NAME).read_text().strip()
+        self.started_at = time.time()
+        self.ready_at: float | None = None
+        self.http_url = ""
+        self.store: Store | None = None
+        self.models: ModelManager | None = None
+        self.broker: Broker | None = None
+        self.federation = None  # federation.Federation when the p2p layer runs
+        self._cancel = trio.CancelScope()
+        self.stopping = trio.Event()
+        self.finished = trio.Event()
+
+    @property
+    def peer_id(self) -> str:
+        return self.identity.peer_id
+
+    def status(self) -> dict:
+        b = self.broker
+        return {
+            "version": __version__,
+            "peer_id": self.identity.peer_id,
+            "solana_address": self.identity.solana_address,
+            "roles": self.roles,
+            "data_dir": str(self.data_dir),
+            "http": self.http_url,
+            "listen_addrs": list(self.federation.listen_addrs) if self.federation else [],
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "models": self.models.snapshot() if self.models else [],
+            "queue": {"waiting": len(b.queue), "inflight": b.inflight, "max_size": b.queue.max_size,
+                      "counters": dict(b.counters)} if b else {},
+        }
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        lock = DataDirLock(self.data_dir)
+        lock.acquire()
+        try:
+            self._apply_hub_mode()
+            self.store = Store(self.data_dir / DB_NAME)
+            if "worker" in self.roles:
+                kinds = {m.kind for m in self.config.models}
+                self.models = ModelManager(self.config.models, self.data_dir / "models",
+                                           {k: self.config.default_model(k) for k in kinds})
+            self.broker = Broker(self.store, self.models, max_size=self.config["queue.max_size"],
+                                 max_inflight=self.config["queue.max_inflight"],
+                                 default_timeout=self.config["queue.timeout_s"], node_id=self.peer_id)
+            with self._cancel:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self.broker.run)
+                    await nursery.start(self._serve_http)
+                    self._write_runtime()
+                    self.ready_at = time.time()
+                    log.info("mtor-node %s ready: %s (peer %s)", __version__, self.http_url, self.peer_id)
+                    task_status.started(self)
+                    if self.models:
+                        preload = [m.name for m in self.config.models if self.config.model_flags[m.name]["preload"]]
+                        nursery.start_soon(self.models.preload, preload)
+                        nursery.start_soon(self.models.unload_idle)
+        finally:
+            (self.data_dir / RUNTIME_NAME).unlink(missing_ok=True)
+            if self.store:
+                self.store.close()
+            lock.release()
+            self.finished.set()
+
+    async def stop(self) -> None:
+        """Refuse new work, end in-flight intents with an error, then stop everything."""
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        log.info("shutting down")
+        if self.broker:
+            await self.broker.shutdown()
+            with trio.move_on_after(SHUTDOWN_GRACE_S):
+                while self.broker.tickets:  # let each client read its final event
+                    await trio.sleep(0.02)
+            await trio.sleep(0.05)  # one more turn for response streams to flush
+        self._cancel.cancel()
+
+    async def _serve_http(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        from hypercorn.config import Config as HyperConfig
+        from hypercorn.trio import serve
+
+        from ui.app import create_app
+
+        host, port = self.config["http.host"], self.config["http.port"]
+        _check_port_free(host, port)
+        hc = HyperConfig()
+        hc.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+        hc.accesslog = None
+        hc.errorlog = logging.getLogger("mtor.http")
+        hc.graceful_timeout = 1.0
+        self.http_url = f"http://{host}:{port}"
+        await serve(create_app(self), hc, task_status=task_status)
+
+    def _write_runtime(self) -> None:
+        tmp = self.data_dir / (RUNTIME_NAME + ".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "http": self.http_url, "peer_id": self.peer_id}))
+        os.replace(tmp, self.data_dir / RUNTIME_NAME)
+
+    def _apply_hub_mode(self) -> None:
+        mode = self.config["hub.offline"]
+        if mode == "true":
+            os.environ["HF_HUB_OFFLINE"] = "1"
+        elif mode == "false":
+            os.environ.pop("HF_HUB_OFFLINE", None)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with a clear message before hypercorn buries the bind error in an exception group."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise StartError(f"cannot listen on {host}:{port}: {e.strerror or e}; is another program using "
+                             f"the port? choose another with --port") from None
+
+
+async def run_until_signalled(node: Node, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Run the node; SIGINT or SIGTERM starts a clean shutdown (a second one forces it)."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            async def watch_signals():
+                async for _ in signals:
+                    if node.stopping.is_set():
+                        node._cancel.cancel()
+                    else:
+                        nursery.start_soon(node.stop)
+
+            nursery.start_soon(watch_signals)
+            await nursery.start(node.run)
+            task_status.started(node)
+            await node.finished.wait()
+            nursery.cancel_scope.cancel()

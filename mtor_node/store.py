@@ -1,0 +1,124 @@
+"""The node's SQLite store (WAL): users and query history, with schema versioning.
+
+Other components (the ledger) keep their own tables in the same file with their own versions.
+Writes are small and commit at once; WAL keeps readers and the one writer out of each other's way.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+DB_NAME = "mtor.db"
+COMPONENT = "node"
+
+# Each step takes the schema from version i to i+1. Never edit a released step; append a new one.
+MIGRATIONS = [
+    """
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        nickname TEXT NOT NULL DEFAULT '',
+        banned INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL
+    );
+    CREATE TABLE queries (
+        id TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        model TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        status TEXT NOT NULL,
+        error TEXT NOT NULL DEFAULT '',
+        peer TEXT NOT NULL DEFAULT '',
+        duration_ms INTEGER NOT NULL DEFAULT 0,
+        cost INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL
+    );
+    CREATE INDEX queries_user_created ON queries(user, created);
+    """,
+]
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, component: str, migrations: list[str]) -> int:
+    """Bring `component`'s tables to the newest version; refuse a database from a newer release."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    row = conn.execute("SELECT version FROM schema_versions WHERE component=?", (component,)).fetchone()
+    version = row[0] if row else 0
+    if version > len(migrations):
+        raise RuntimeError(f"the database has {component} schema v{version}, newer than this mtor-node knows (v{len(migrations)}); upgrade mtor-node")
+    for i in range(version, len(migrations)):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # statement by statement: sqlite3's executescript would COMMIT the open transaction first
+            for stmt in filter(str.strip, migrations[i].split(";")):
+                conn.execute(stmt)
+            conn.execute("INSERT OR REPLACE INTO schema_versions VALUES (?, ?)", (component, i + 1))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(migrations)
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = path
+        self.conn = connect(path)
+        migrate(self.conn, COMPONENT, MIGRATIONS)
+
+    def close(self) -> None:
+        # A checkpoint folds the WAL into the main file so a copied mtor.db is complete.
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self.conn.close()
+
+    # users
+    def touch_user(self, user: str) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO users(id, created) VALUES (?, ?)", (user, time.time()))
+
+    def set_nickname(self, user: str, nickname: str) -> None:
+        self.touch_user(user)
+        self.conn.execute("UPDATE users SET nickname=? WHERE id=?", (nickname, user))
+
+    def set_banned(self, user: str, banned: bool) -> None:
+        self.touch_user(user)
+        self.conn.execute("UPDATE users SET banned=? WHERE id=?", (int(banned), user))
+
+    def is_banned(self, user: str) -> bool:
+        row = self.conn.execute("SELECT banned FROM users WHERE id=?", (user,)).fetchone()
+        return bool(row and row[0])
+
+    def users(self) -> list[dict]:
+        return [dict(r) for r in self.conn.execute("SELECT * FROM users ORDER BY created")]
+
+    # queries
+    def record_query(self, *, id: str, user: str, kind: str, model: str, prompt: str, status: str,
+                     error: str = "", peer: str = "", duration_ms: int = 0, cost: int = 0) -> None:
+        self.touch_user(user)
+        self.conn.execute(
+            "INSERT OR REPLACE INTO queries(id, user, kind, model, prompt, status, error, peer, duration_ms, cost, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (id, user, kind, model, prompt[:2000], status, error[:500], peer, duration_ms, cost, time.time()),
+        )
+
+    def history(self, user: str | None = None, limit: int = 50) -> list[dict]:
+        if user is None:
+            rows = self.conn.execute("SELECT * FROM queries ORDER BY created DESC LIMIT ?", (limit,))
+        else:
+            rows = self.conn.execute("SELECT * FROM queries WHERE user=? ORDER BY created DESC LIMIT ?", (user, limit))
+        return [dict(r) for r in rows]
+
+    def stats(self) -> dict:
+        rows = self.conn.execute("SELECT kind, status, COUNT(*), SUM(duration_ms), SUM(cost) FROM queries GROUP BY kind, status")
+        return {"queries": [dict(zip(("kind", "status", "count", "duration_ms", "cost"), r)) for r in rows]}
