@@ -174,7 +174,7 @@ class LiteSVMChainClient:
         return self.svm.latest_blockhash()
 
     async def send(self, tx: Transaction) -> str:
-        from solders.litesvm import FailedTransactionMetadata  # type: ignore[attr-defined]
+        from solders.transaction_metadata import FailedTransactionMetadata
         res = self.svm.send_transaction(tx)
         if isinstance(res, FailedTransactionMetadata):
             raise AnchorError(f"transaction failed: {res.err()}; logs: {res.meta().logs()}")
