@@ -50,16 +50,22 @@ async def history():
     return jsonify({"history": node().store.history(user, limit)})
 
 
+async def read_json():
+    """The request body as JSON, or IntentError: never a 500 for bytes that are not UTF-8 JSON."""
+    raw = await request.get_data(as_text=False)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise IntentError("bad_request", "the body must be JSON") from None
+
+
 async def submit_from_request():
     """Validate the body and queue the intent; returns (ticket, None) or (None, error response)."""
     n = node()
     if "broker" not in n.roles:
         return None, error("not_a_broker", "this node runs without the broker role and takes no intents from users", 409)
     try:
-        body = await request.get_json(force=True, silent=True)
-        if body is None:
-            raise IntentError("bad_request", "the body must be JSON")
-        d = intent_from_json(body)
+        d = intent_from_json(await read_json())
         d.setdefault("timeout", n.config["queue.timeout_s"])
         intent = Intent.from_dict(d)
         return n.broker.submit(intent), None

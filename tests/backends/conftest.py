@@ -73,3 +73,119 @@ def speech_wav(tmp_path_factory) -> bytes:
     subprocess.run([exe, "-v", "en-us", "-s", "150", "-w", str(path), "The quick brown fox jumps over the lazy dog."],
                    check=True, timeout=30)
     return path.read_bytes()
+
+
+# ---------------------------------------------------------------- tokenizers trained on the spot
+
+CORPUS = [
+    "a photo of a cat sitting on a mat", "the quick brown fox jumps over the lazy dog",
+    "describe this image in detail", "USER: what is in the picture? ASSISTANT: a red square",
+    "an astronaut riding a horse on the moon, digital art", "a watercolor painting of mountains at sunset",
+]
+
+
+def train_bpe(vocab_size: int, special: list[str], end_of_word_suffix: str | None = None, lowercase: bool = False):
+    """A byte-level BPE trained in milliseconds on a few sentences with the `tokenizers` library."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    suffix = {"end_of_word_suffix": end_of_word_suffix} if end_of_word_suffix else {}
+    tok = Tokenizer(models.BPE(**suffix))
+    if lowercase:
+        tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        **suffix,
+    )
+    tok.train_from_iterator(CORPUS * 4, trainer)
+    return tok
+
+
+# ---------------------------------------------------------------- LLaVA (vision)
+
+LLAVA_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'].upper() }}: {% if m['content'] is string %}{{ m['content'] }}"
+    "{% else %}{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>\n{% else %}{{ c['text'] }}{% endif %}"
+    "{% endfor %}{% endif %} {% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_llava_dir(tmp_path_factory) -> Path:
+    """A random LLaVA (CLIP vision tower 32×32/8 + 1-layer Llama, hidden 16) with its processor."""
+    import torch
+    from transformers import (
+        CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
+
+    try:
+        from transformers import CLIPImageProcessorPil as ImageProcessor  # no torchvision needed
+    except ImportError:  # older transformers
+        from transformers import CLIPImageProcessor as ImageProcessor
+
+    path = tmp_path_factory.mktemp("tiny-llava")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=train_bpe(300, ["<pad>", "<s>", "</s>", "<image>"]),
+        bos_token="<s>", eos_token="</s>", pad_token="<pad>", extra_special_tokens={"image_token": "<image>"},
+    )
+    processor = LlavaProcessor(
+        image_processor=ImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+        tokenizer=tok, patch_size=8, vision_feature_select_strategy="default", num_additional_image_tokens=1,
+        chat_template=LLAVA_TEMPLATE,
+    )
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                       image_size=32, patch_size=8, projection_dim=16),
+        text_config=LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+                                bos_token_id=1, eos_token_id=2, pad_token_id=0),
+        image_token_id=tok.convert_tokens_to_ids("<image>"), vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
+    torch.manual_seed(0)
+    LlavaForConditionalGeneration(config).save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+# ---------------------------------------------------------------- Stable Diffusion (imagine)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_dir(tmp_path_factory) -> Path:
+    """A random Stable Diffusion pipeline: UNet and VAE with 8/16 channels, 1-layer CLIP text encoder,
+    a CLIP tokenizer trained on the spot, Euler scheduler. VAE scale factor 2 (real SD: 8)."""
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    root = tmp_path_factory.mktemp("tiny-sd")
+    bpe = train_bpe(400, ["<|startoftext|>", "<|endoftext|>"], end_of_word_suffix="</w>", lowercase=True)
+    bpe.model.save(str(root))  # vocab.json + merges.txt, the files a CLIP tokenizer is made of
+    vocab = json.loads((root / "vocab.json").read_text())
+    merges = [tuple(line.split()) for line in (root / "merges.txt").read_text().splitlines() if line and not line.startswith("#")]
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    torch.manual_seed(0)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    ))
+    unet = UNet2DConditionModel(
+        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16), norm_num_groups=8,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=16, attention_head_dim=2,
+    )
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16), norm_num_groups=8,
+        layers_per_block=1, down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        sample_size=32,
+    )
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    path = root / "pipeline"
+    pipe.save_pretrained(path)
+    return path

@@ -1,0 +1,69 @@
+"""diffusers backend on a tiny random Stable Diffusion pipeline (CLIP tokenizer trained on the spot)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import trio
+from PIL import Image
+
+from mtor_node.backends import BackendError
+from mtor_node.backends.imagine_diffusers import work_units
+from mtor_node.intents import Intent
+
+from backend_helpers import Recorder, load_backend, run_intent
+
+
+@pytest.fixture
+async def sd(tiny_sd_dir, cache_dir):
+    return await load_backend("diffusers", "imagine", str(tiny_sd_dir), cache_dir)
+
+
+async def test_text_to_image(sd):
+    intent = Intent(kind="imagine", prompt="a photo of a cat", params={"width": 96, "height": 64, "steps": 3, "guidance": 5.0, "seed": 1, "negative_prompt": "blurry"})
+    result, rec = await run_intent(sd, intent)
+    img = Image.open(io.BytesIO(result["image_png"]))
+    assert img.format == "PNG" and img.size == (96, 64)
+    progress = rec.of("progress")
+    assert [e["step"] for e in progress] == [1, 2, 3] and all(e["total"] == 3 for e in progress)
+    assert result["seed"] == 1 and result["steps"] == 3
+    assert result["units"] == work_units(96, 64, 3) == 4  # 96·64·3 / (512·512·20) thousandths, rounded up
+    same, _ = await run_intent(sd, Intent(kind="imagine", prompt="a photo of a cat", params={"width": 96, "height": 64, "steps": 3, "guidance": 5.0, "seed": 1, "negative_prompt": "blurry"}))
+    assert same["image_png"] == result["image_png"]  # a seed makes the image again
+
+
+async def test_turbo_options(tiny_sd_dir, cache_dir):
+    turbo = await load_backend("diffusers", "imagine", str(tiny_sd_dir), cache_dir, options={"max_steps": 2, "fixed_guidance": 0.0})
+    result, rec = await run_intent(turbo, Intent(kind="imagine", prompt="a fox", params={"width": 64, "height": 64, "steps": 20}))
+    assert result["steps"] == 2 and len(rec.of("progress")) == 2
+    assert isinstance(result["seed"], int)  # chosen at random and returned
+
+
+async def test_cancel_at_a_step(sd):
+    """Cancelling the intent stops the pipeline at its next step."""
+    intent = Intent(kind="imagine", prompt="a cat", params={"width": 64, "height": 64, "steps": 50})
+    intent.validate()
+    rec = Recorder()
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            async def run():
+                with pytest.raises(BackendError) as e:
+                    await sd.run(intent, emit)
+                assert e.value.code == "cancelled"
+
+            async def emit(event):
+                await rec(event)
+                if event["step"] == 2:
+                    scope.cancel()
+
+            with trio.CancelScope() as scope:
+                await run()
+    assert 2 <= len(rec.of("progress")) < 50
+
+
+def test_units():
+    assert work_units(512, 512, 20) == 1000
+    assert work_units(512, 512, 4) == 200
+    assert work_units(64, 64, 1) == 1
+    assert work_units(1024, 1024, 50) == 10000
