@@ -83,6 +83,24 @@ def _is_local_addr(addr: str) -> bool:
     return False
 
 
+async def _hard_close(conn: Any) -> None:
+    """Close a connection down to its socket.
+
+    py-libp2p's SwarmConn.close skips the muxer when it marked the wrapper as sharing its
+    muxed connection with another one; the socket then stays open and the remote never
+    learns that we left (its stream reads hang until a timeout). Close every layer.
+    """
+    muxed = getattr(conn, "muxed_conn", None)
+    for layer in (muxed, getattr(muxed, "secured_conn", None)):
+        if layer is None:
+            continue
+        try:
+            with trio.move_on_after(0.5):
+                await layer.close()
+        except Exception:
+            pass
+
+
 class Federation:
     def __init__(
         self,
@@ -489,8 +507,11 @@ class Federation:
         # Disconnect before leaving the pubsub/gossipsub service contexts: a message arriving
         # while they tear down raises "Nursery is closed to new arrivals" (DESIGN §12).
         await self.client.close_all()
-        for pid in list(self.host.get_network().connections):
+        network = self.host.get_network()
+        for pid, conns in list(network.connections.items()):
+            for conn in list(conns):
+                await _hard_close(conn)
             try:
                 await self.host.disconnect(pid)
-            except Exception:
-                pass
+            except Exception as exc:
+                log.debug("shutdown: disconnect %s failed: %r", pid, exc)
