@@ -178,9 +178,10 @@ class ChainStore:
             seq, prev = (0, ZERO_HASH) if h is None else (h[0] + 1, h[1])
             for kind, body in items:
                 e = Entry.create(self.signer, seq, prev, kind, body)
-                self._insert(e)
                 out.append(e)
                 seq, prev = seq + 1, e.hash
+            self.db.executemany("INSERT INTO ledger_entries VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                                [_row_fields(e) for e in out])
         return out
 
     # --- entries of others ---

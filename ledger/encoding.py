@@ -19,9 +19,12 @@ MAX_DEPTH = 6
 
 
 def _sorted(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _sorted(obj[k]) for k in sorted(obj, key=lambda s: s.encode())}
-    if isinstance(obj, (list, tuple)):
+    # str keys only (decoders enforce it); Python orders str by code point, which is the same
+    # order as their UTF-8 bytes, so a plain sort is the canonical byte order.
+    t = type(obj)
+    if t is dict:
+        return {k: _sorted(v) for k, v in sorted(obj.items())}
+    if t is list or t is tuple:
         return [_sorted(v) for v in obj]
     return obj
 

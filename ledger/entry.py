@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable
 
-from .encoding import MAX_INT, canonical, check_dict, get_bytes, get_int, get_str, unpack
+import msgpack
+
+from .encoding import MAX_INT, _sorted, check_dict, get_bytes, get_int, get_str, unpack
 from .errors import BadSignature, DecodeError
 from .grants import GrantVoucher
 from .keys import DOMAIN_ENTRY, Signer, address, verify_sig
@@ -142,13 +144,22 @@ class Entry:
         return d
 
     @cached_property
+    def _sorted_body(self) -> dict:
+        return _sorted(self.body)
+
+    @cached_property
     def signing_bytes(self) -> bytes:
-        return canonical(self.unsigned_dict())
+        # top-level keys written in canonical (sorted) order; only the body needs sorting
+        return msgpack.packb({"author": self.author, "body": self._sorted_body, "kind": self.kind,
+                              "prev": self.prev, "seq": self.seq, "time": self.time, "v": 1},
+                             use_bin_type=True)
 
     @cached_property
     def raw(self) -> bytes:
         """Canonical bytes of the signed entry: what is stored, sent and hashed."""
-        return canonical(self.to_dict())
+        return msgpack.packb({"author": self.author, "body": self._sorted_body, "kind": self.kind,
+                              "prev": self.prev, "seq": self.seq, "sig": self.sig, "time": self.time,
+                              "v": 1}, use_bin_type=True)
 
     def to_bytes(self) -> bytes:
         return self.raw
@@ -220,7 +231,12 @@ class Entry:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Entry":
-        return cls.from_dict(unpack(data, MAX_ENTRY_BYTES))
+        """Strict decode of bytes; they must be the canonical encoding (one entry, one byte
+        string: what is hashed is exactly what was sent)."""
+        entry = cls.from_dict(unpack(data, MAX_ENTRY_BYTES))
+        if entry.raw != data:
+            raise DecodeError("bytes", "not the canonical encoding of the entry")
+        return entry
 
     @classmethod
     def from_wire(cls, obj: Any) -> "Entry":

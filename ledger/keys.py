@@ -10,6 +10,8 @@ never be replayed as a transaction signature and vice versa.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -39,10 +41,15 @@ class Signer:
         return self._priv.sign(domain + message)
 
 
+@lru_cache(maxsize=4096)
+def _pk(pubkey: bytes) -> Pubkey:
+    return Pubkey.from_bytes(pubkey)
+
+
 def verify_sig(pubkey: bytes, domain: bytes, message: bytes, sig: bytes) -> bool:
     """True when `sig` is `pubkey`'s Ed25519 signature over domain + message."""
     try:
-        return Signature.from_bytes(sig).verify(Pubkey.from_bytes(pubkey), domain + message)
+        return Signature.from_bytes(sig).verify(_pk(pubkey), domain + message)
     except (ValueError, TypeError):
         return False
 

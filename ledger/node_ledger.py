@@ -163,8 +163,8 @@ class Ledger:
         return await settle_in(self.store, client, tx, to_pubkey(peer), amount, mint)
 
     # --- verification ---
-    def verify(self, author: bytes | str | None = None, full: bool = True) -> VerifyReport:
-        return verify_chain(self.store, to_pubkey(author) if author else None, full=full)
+    def verify(self, author: bytes | str | None = None, full: bool = True, workers: int = 1) -> VerifyReport:
+        return verify_chain(self.store, to_pubkey(author) if author else None, full=full, workers=workers)
 
     async def verify_with_chain(self, client) -> VerifyReport:
         return await verify_anchors_on_chain(self.verify(), client)

@@ -30,8 +30,11 @@ def test_roundtrip_and_hash():
     assert e.author == bytes(Keypair.from_seed(s.keypair.secret()[:32]).pubkey())
     assert e.author_address == str(s.keypair.pubkey())
     d = Entry.from_wire(e.to_dict())
-    b = Entry.from_wire(msgpack.packb(e.to_dict(), use_bin_type=True))
+    b = Entry.from_wire(e.to_bytes())
     assert d == e == b and d.hash == hashlib.sha256(e.raw).digest()
+    # bytes must be the canonical encoding: the same entry with keys in another order is refused
+    with pytest.raises(DecodeError, match="canonical"):
+        Entry.from_bytes(msgpack.packb(dict(reversed(list(e.to_dict().items()))), use_bin_type=True))
 
 
 def test_canonical_encoding_ignores_key_order():
