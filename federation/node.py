@@ -268,6 +268,10 @@ class Federation:
             request["id"] = new_request_id()
         tried: set[str] = set(exclude or ())
         deadline = trio.current_time() + timeout
+        if not self._route_order(kind, model, request.get("max_price")) and self.dht is not None:
+            # nothing heard on gossip yet (fresh broker): ask the DHT, dial, await announcements
+            with trio.move_on_after(min(3.0, timeout / 2)):
+                await self.discover(kind, model)
         last: IntentFailed | None = None
         for _ in range(max_attempts):
             order = [p for p in self._route_order(kind, model, request.get("max_price")) if p not in tried]
@@ -293,6 +297,33 @@ class Federation:
             raise IntentFailed(last.code, f"all candidates failed; last: {last.message}", False)
         raise IntentFailed("no_candidates", f"no healthy peer serves {kind}/{model}"
                            + (f" within max_price {request.get('max_price')}" if request.get("max_price") is not None else ""))
+
+    async def discover(self, kind: str, model: str, timeout: float = 3.0) -> list[str]:
+        """Find providers of kind/model in the DHT, connect to them, and wait (bounded) until
+        their announcements make them candidates. Returns the candidates."""
+        if self.dht is None:
+            return self.candidates(kind, model)
+        found = await self.dht.find_workers(kind, model, timeout=timeout / 2)
+        async with trio.open_nursery() as n:
+            for pid, addrs in found.items():
+                if self.peers.is_blocked(pid):
+                    continue
+                self._learn_addrs(pid, [str(a) for a in addrs])
+                n.start_soon(self._quiet_connect, pid)
+        with trio.move_on_after(timeout / 2):
+            while not self.candidates(kind, model):
+                await trio.sleep(0.05)
+        return self.candidates(kind, model)
+
+    async def _quiet_connect(self, pid: str) -> None:
+        try:
+            from libp2p.peer.peerinfo import PeerInfo
+
+            peer = ID.from_base58(pid)
+            with trio.move_on_after(3):
+                await self.host.connect(PeerInfo(peer, self.host.get_peerstore().addrs(peer)))
+        except Exception:
+            log.debug("connect to %s failed", pid, exc_info=True)
 
     # ------------------------------------------------------------------ connection events
     def _on_connected(self, pid: ID) -> None:
@@ -481,6 +512,8 @@ class Federation:
                             if self.enable_dht:
                                 await self._start_dht(nursery)
                             await self._join()
+                            if self.dht is not None and self._caps is not None:
+                                nursery.start_soon(self.dht.provide_caps, self._caps)
                             nursery.start_soon(self._drain, sub)
                             nursery.start_soon(self._announcer)
                             nursery.start_soon(self._maintenance)
@@ -496,10 +529,8 @@ class Federation:
                 self._running = False
 
     async def _start_dht(self, nursery: trio.Nursery) -> None:
-        try:
-            from .dht import RealmDHT
-        except ImportError:
-            return
+        from .dht import RealmDHT
+
         self.dht = RealmDHT(self.host, self.realm, airgap=self.airgap)
         await nursery.start(self.dht.run)
 

@@ -199,3 +199,21 @@ async def test_timeout_and_no_candidates(network):
         with trio.fail_after(5):
             res = await a.request_intent(b.peer_id, {"kind": "chat", "model": "echo", "inputs": {"text": "z"}}, None, 5)
         assert res["output"]["text"] == "z"
+
+
+async def test_fresh_broker_finds_workers_through_the_dht(network):
+    async with network() as net:
+        hub, = await net.spawn(1, caps=None, handler=None, announce_interval=30)
+        worker, = await net.spawn(1, first_seed=2, caps={"models": {"chat": ["rare"]}, "prices": {"chat": 1}},
+                                  announce_interval=30)
+        # let the worker's provider record land on the hub
+        await wait_until(lambda: "chat/rare" in worker.dht.provided, timeout=10)
+        # a broker that only knows the hub, with a 30 s announce interval: gossip alone is slow
+        broker = Federation(seed(3), peers=[hub.listen_addrs[0]], announce_interval=30)
+        await net.start(broker)
+        with trio.fail_after(8):
+            found = await broker.dht.find_workers("chat", "rare")
+        assert list(found) == [worker.peer_id]  # deduplicated, network-queried
+        with trio.fail_after(10):
+            res = await broker.route({"kind": "chat", "model": "rare", "inputs": {"text": "dht"}}, None, 8)
+        assert res["peer_id"] == worker.peer_id

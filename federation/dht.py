@@ -1,0 +1,118 @@
+"""Kademlia provider records per capability, so a fresh broker finds workers before gossip.
+
+Keys: `/mtor/<realm>/cap/<kind>/<model>` (UTF-8 bytes as the DHT key).
+
+py-libp2p 0.8.1 traps handled here:
+- `find_providers` answers from the local store alone as soon as it has any record (a
+  broker that was sent one ADD_PROVIDER would never see the others): `find_workers` always
+  asks the network too and merges.
+- results contain duplicates (same peer via several paths): deduplicated by peer id.
+- connecting to a peer does not put it in the routing table: `on_connected` adds it.
+- `protocol_prefix` is stored but the wire protocol id stays `/ipfs/kad/1.0.0` (hard-coded
+  in every kad module), so realm separation of the DHT rests on the pnet key and the
+  realm-prefixed keys, not on the protocol id. Documented in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
+from libp2p.peer.id import ID
+from libp2p.tools.anyio_service import background_trio_service
+
+from .realm import Realm
+
+log = logging.getLogger(__name__)
+
+
+class RealmDHT:
+    def __init__(self, host: Any, realm: Realm, *, airgap: bool = False) -> None:
+        self.host = host
+        self.realm = realm
+        self.kad = KadDHT(host, DHTMode.SERVER, enable_random_walk=False, protocol_prefix=realm.dht_prefix)
+        self._send, self._recv = trio.open_memory_channel[ID](1024)
+        self.provided: set[str] = set()
+
+    def on_connected(self, pid: ID) -> None:
+        try:
+            self._send.send_nowait(pid)
+        except trio.WouldBlock:
+            pass
+
+    async def _adder(self) -> None:
+        async for pid in self._recv:
+            try:
+                with trio.move_on_after(5):
+                    await self.kad.add_peer(pid, skip_server_mode_check=True)
+            except Exception:
+                log.debug("dht add_peer failed", exc_info=True)
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with background_trio_service(self.kad):
+            async with trio.open_nursery() as n:
+                n.start_soon(self._adder)
+                task_status.started()
+                await trio.sleep_forever()
+
+    def _key(self, kind: str, model: str) -> bytes:
+        return self.realm.cap_key(kind, model).encode()
+
+    async def provide_caps(self, caps: dict) -> None:
+        """Announce provider records for every kind/model we serve (best effort, bounded)."""
+        keys = [(k, m) for k, models in caps.get("models", {}).items() for m in models]
+        with trio.move_on_after(10):
+            for kind, model in keys:
+                try:
+                    await self.kad.provider_store.provide(self._key(kind, model))
+                    self.provided.add(f"{kind}/{model}")
+                except Exception:
+                    log.debug("dht provide failed", exc_info=True)
+
+    async def find_workers(self, kind: str, model: str, *, count: int = 20, timeout: float = 3.0) -> dict[str, list]:
+        """Peer id -> multiaddrs of providers of kind/model: local records + a network query."""
+        key = self._key(kind, model)
+        store = self.kad.provider_store
+        found: dict[str, list] = {}
+
+        def add(infos: list) -> None:
+            for info in infos or []:
+                pid = info.peer_id.to_base58()
+                if pid == self.host.get_id().to_base58():
+                    continue
+                addrs = found.setdefault(pid, [])
+                for a in info.addrs:
+                    if a not in addrs:
+                        addrs.append(a)
+
+        add(store.get_providers(key))
+        with trio.move_on_after(timeout):
+            peers = list(self.host.get_network().connections)
+            try:
+                peers += [p for p in self.kad.routing_table.find_local_closest_peers(key, 20) if p not in peers]
+            except Exception:
+                pass
+            queried: set[ID] = set()
+            for _round in range(2):
+                batch = [p for p in peers if p not in queried][:20]
+                if not batch or len(found) >= count:
+                    break
+                closer_all: list[ID] = []
+
+                async def ask(pid: ID) -> None:
+                    queried.add(pid)
+                    try:
+                        with trio.move_on_after(timeout / 2):
+                            providers, closer = await store._get_providers_from_peer_with_closers(pid, key)
+                            add(providers)
+                            closer_all.extend(closer or [])
+                    except Exception:
+                        log.debug("dht get_providers from %s failed", pid, exc_info=True)
+
+                async with trio.open_nursery() as n:
+                    for pid in batch:
+                        n.start_soon(ask, pid)
+                peers = [p for p in closer_all if p != self.host.get_id()]
+        return found
