@@ -42,7 +42,6 @@ from solders.rpc.responses import (
     RpcSimulateTransactionResult,
     SendTransactionResp,
 )
-from solders.signature import Signature
 from solders.transaction import Legacy, VersionedTransaction
 from solders.transaction_status import (
     EncodedConfirmedTransactionWithStatusMeta,

@@ -140,7 +140,7 @@ async def test_spl_settlement_both_ways(chain, make_ledger):
         assert a.owed() == {} and b.owed() == {}
         # settle is not a balance change: pay/earn already moved the credit
         assert a.balance() == 5_000_000 - 1_500_000 + 400_000 + 700_000
-        from ledger import ReplayError, SettlementError
+        from ledger import SettlementError
         with pytest.raises(SettlementError):  # nothing owed any more
             await b.settle(client, a.pubkey, 1, m)
         with pytest.raises(SettlementError):  # a transfer that is not what is claimed
@@ -149,3 +149,28 @@ async def test_spl_settlement_both_ways(chain, make_ledger):
         with pytest.raises(sqlite3.IntegrityError):  # the same transaction recorded once
             await a.record_settlement_in(client, s2.body["tx"], b.pubkey, 700_000, m)
     assert a.verify().ok and b.verify().ok
+
+
+async def test_anchorer_task_anchors_every_n_entries(make_ledger, autojump_clock):
+    """The daemon's periodic anchoring task, on trio's autojump clock (virtual time)."""
+    from ledger.solana_chain import run_anchorer
+    svm = LiteSVM()
+    client = LiteSVMChainClient(svm)
+    led = make_ledger("a")
+    svm.airdrop(led.keypair.pubkey(), SOL)
+    led.store.append_many([("deposit", {"amount": 1, "tx": f"t{i}", "mint": "m", "slot": 0}) for i in range(8)])
+    with trio.fail_after(3600):  # virtual seconds
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_anchorer, led.store, client, 10, 600.0, 5.0)
+            await trio.sleep(60)
+            assert len(client._sent) == 0  # 9 pending (genesis + 8), below the threshold of 10
+            led.store.append_many([("deposit", {"amount": 1, "tx": "x", "mint": "m", "slot": 0})])
+            await trio.sleep(6)
+            assert len(client._sent) == 1
+            led.record_deposit(1, "late", "m", 0)  # one entry: anchored only after every_s
+            await trio.sleep(300)
+            assert len(client._sent) == 1
+            await trio.sleep(400)
+            assert len(client._sent) == 2
+            nursery.cancel_scope.cancel()
+    assert led.verify().ok and len(led.verify().anchors) == 2
