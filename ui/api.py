@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
+from contextlib import aclosing
 
 import trio
 from quart import Blueprint, current_app, jsonify, request
 
-from mtor_node.intents import Intent, IntentError
+from mtor_node.intents import IntentError
 
 from .encoding import intent_from_json, jsonable
+from .intake import follow, http_status, submit, ui_state
 
 api = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+
+NICKNAME = re.compile(r"^[^\x00-\x1f\x7f<>]{1,32}$")  # printable, no angle brackets: shown to others
+USER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 
 
 def node():
@@ -25,9 +31,19 @@ def error(code: str, message: str, status: int = 400):
 
 def require_sysop():
     supplied = request.headers.get("X-Sysop-Token", "")
-    if not secrets.compare_digest(supplied.encode(), node().sysop_token.encode()):
+    if not secrets.compare_digest(supplied.encode(errors="replace"), node().sysop_token.encode()):
         return error("forbidden", "this action needs the sysop token (X-Sysop-Token header)", 403)
     return None
+
+
+async def json_body(required: bool = True):
+    """The request body as a JSON object; None when absent and not required. Raises IntentError."""
+    body = await request.get_json(force=True, silent=True)
+    if body is None and not required and not await request.get_data():
+        return {}
+    if not isinstance(body, dict):
+        raise IntentError("bad_request", "the body must be a JSON object")
+    return body
 
 
 @api.get("/status")
@@ -50,28 +66,13 @@ async def history():
     return jsonify({"history": node().store.history(user, limit)})
 
 
-async def read_json():
-    """The request body as JSON, or IntentError: never a 500 for bytes that are not UTF-8 JSON."""
-    raw = await request.get_data(as_text=False)
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise IntentError("bad_request", "the body must be JSON") from None
-
-
 async def submit_from_request():
     """Validate the body and queue the intent; returns (ticket, None) or (None, error response)."""
-    n = node()
-    if "broker" not in n.roles:
-        return None, error("not_a_broker", "this node runs without the broker role and takes no intents from users", 409)
     try:
-        d = intent_from_json(await read_json())
-        d.setdefault("timeout", n.config["queue.timeout_s"])
-        intent = Intent.from_dict(d)
-        return n.broker.submit(intent), None
+        d = intent_from_json(await json_body())
+        return submit(ui_state(), d), None
     except IntentError as e:
-        status = 503 if e.code in ("queue_full", "shutting_down") else 403 if e.code == "banned" else 400
-        return None, error(e.code, e.message, status)
+        return None, error(e.code, e.message, http_status(e.code))
 
 
 @api.post("/intents")
@@ -80,26 +81,18 @@ async def create_intent():
     ticket, err = await submit_from_request()
     if err:
         return err
-    broker = node().broker
+    state = ui_state()
     if request.args.get("stream") in ("1", "true"):
         async def events():
-            finished = False
-            try:
-                async for event in ticket.events:
-                    finished = event["type"] in ("result", "error")
+            async with aclosing(follow(state, ticket)) as evs:
+                async for event in evs:
                     yield (json.dumps(jsonable(event)) + "\n").encode()
-            finally:
-                if not finished:  # the client went away: stop the work it asked for
-                    broker.cancel(ticket.intent.id, "the client disconnected")
         return events(), 200, {"Content-Type": "application/x-ndjson", "Cache-Control": "no-store"}
     final = None
-    try:
-        async for event in ticket.events:
+    async with aclosing(follow(state, ticket)) as evs:
+        async for event in evs:
             if event["type"] in ("result", "error"):
                 final = event
-    finally:
-        if final is None:
-            broker.cancel(ticket.intent.id, "the client disconnected")
     if final["type"] == "error":
         return jsonify({"error": jsonable(final)}), 504 if final["code"] == "timeout" else 422
     return jsonify(jsonable(final))
@@ -107,11 +100,49 @@ async def create_intent():
 
 @api.post("/intents/<intent_id>/cancel")
 async def cancel_intent(intent_id: str):
-    # Users cancel their own intents by id (ids are unguessable); the sysop may give a reason.
+    # Users cancel their own intents by id (ids are unguessable); the sysop uses /queue/<id>/cancel.
     ok = node().broker.cancel(intent_id, "cancelled by the user")
     if not ok:
         return error("not_found", f"no queued or running intent {intent_id}", 404)
     return jsonify({"cancelled": intent_id})
+
+
+@api.post("/nickname")
+async def set_nickname():
+    try:
+        body = await json_body()
+    except IntentError as e:
+        return error(e.code, e.message)
+    user, nick = body.get("user"), body.get("nickname")
+    if not isinstance(user, str) or not USER_ID.match(user):
+        return error("bad_request", "user must be 1–64 letters, digits or _.:@-")
+    if not isinstance(nick, str) or not NICKNAME.match(nick.strip()):
+        return error("bad_request", "nickname must be 1–32 printable characters without < or >")
+    if node().store.is_banned(user):
+        return error("banned", f"user {user!r} is banned on this node", 403)
+    node().store.set_nickname(user, nick.strip())
+    return jsonify({"user": user, "nickname": nick.strip()})
+
+
+@api.get("/stats")
+async def stats():
+    n, state = node(), ui_state()
+    return jsonify({
+        **n.store.stats(),
+        "broker": dict(n.broker.counters) if n.broker else {},
+        "outcomes": [{"kind": k, "outcome": o, "count": c} for (k, o), c in sorted(state.metrics.outcomes.items())],
+        "connections": len(state.connections),
+    })
+
+
+@api.get("/quote")
+async def quote():
+    """The price of an intent before it is sent: status()["quote"] when the node prices work, else free."""
+    kind = request.args.get("kind", "chat")
+    q = node().status().get("quote")
+    price = q.get(kind, 0) if isinstance(q, dict) else q if isinstance(q, int) and not isinstance(q, bool) else 0
+    return jsonify({"kind": kind, "price": price if isinstance(price, int) else 0, "unit": "micro-tokens",
+                    "free": not price})
 
 
 @api.post("/shutdown")

@@ -1,0 +1,86 @@
+"""One way in for every API (REST, WebSocket, OpenAI-compatible): validate, submit, follow events.
+
+Following the events here is also where the metrics learn each intent's outcome and latency.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+from quart import current_app
+
+from mtor_node.intents import KINDS, Intent, IntentError
+
+from .metrics import Metrics
+
+FINAL = ("result", "error")
+# IntentError codes -> HTTP status: the client's fault is 4xx, a busy or stopping node is 503.
+STATUS_BY_CODE = {"queue_full": 503, "shutting_down": 503, "banned": 403, "not_a_broker": 409,
+                  "no_model": 404, "duplicate": 409, "too_large": 413}
+
+
+@dataclass
+class UiState:
+    """What the UI layer keeps beside the node: metrics and the open WebSocket connections."""
+
+    node: object
+    metrics: Metrics = field(default_factory=Metrics)
+    connections: set = field(default_factory=set)
+    broadcasts: list[dict] = field(default_factory=list)  # the last few, for pages that connect later
+
+
+def ui_state() -> UiState:
+    return current_app.extensions["mtor_ui"]
+
+
+def http_status(code: str) -> int:
+    return STATUS_BY_CODE.get(code, 400)
+
+
+def submit(state: UiState, d: dict) -> "Ticket":  # noqa: F821 (mtor_node.broker.Ticket)
+    """Validate a decoded intent dict (bytes already bytes) and queue it; raises IntentError."""
+    n = state.node
+    kind = d.get("kind") if isinstance(d, dict) and d.get("kind") in KINDS else "unknown"
+    try:
+        if "broker" not in n.roles:
+            raise IntentError("not_a_broker", "this node runs without the broker role and takes no intents from users")
+        d.setdefault("timeout", n.config["queue.timeout_s"])
+        return n.broker.submit(Intent.from_dict(d))
+    except IntentError:
+        state.metrics.record(kind, "rejected")
+        raise
+
+
+def outcome_of(final: dict | None) -> str:
+    if final is None:
+        return "abandoned"
+    if final["type"] == "result":
+        return "done"
+    return final.get("code") if final.get("code") in ("cancelled", "timeout") else "failed"
+
+
+async def follow(state: UiState, ticket, cancel_reason: str = "the client disconnected") -> AsyncIterator[dict]:
+    """Yield a ticket's events; if the consumer stops early, cancel the intent (nobody wants it)."""
+    final = None
+    try:
+        async for event in ticket.events:
+            if event["type"] in FINAL:
+                final = event
+            yield event
+    finally:
+        if final is None:
+            state.node.broker.cancel(ticket.intent.id, cancel_reason)
+        state.metrics.record(ticket.intent.kind, outcome_of(final), time.monotonic() - ticket.submitted)
+
+
+async def run_to_end(state: UiState, ticket, on_event=None) -> dict:
+    """Follow a ticket to its final event and return it (result or error)."""
+    final: dict = {"type": "error", "code": "internal", "message": "the intent ended without a final event"}
+    async for event in follow(state, ticket):
+        if on_event is not None:
+            await on_event(event)
+        if event["type"] in FINAL:
+            final = event
+    return final

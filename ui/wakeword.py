@@ -1,0 +1,109 @@
+"""The wake-word conversation, as a pure state machine fed with transcribed utterances.
+
+    "Computer"          -> asks "what mode?"
+    "chat" | "vision" | "imagine"  -> dictation in that mode
+    ... words ...       -> appended to the dictation
+    "backspace"         -> clears the dictation
+    "Computer"          -> sends the dictation (words before it in the same utterance count)
+    "goodbye"           -> ends the conversation at any point
+
+It knows nothing of audio, sockets or models: whatever hears (server-side Whisper, or the
+browser's Web Speech API where it exists) calls `hear(text)` and acts on the events returned.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+WAKE_WORDS = {"computer", "computers"}
+END_WORDS = {"goodbye", "good-bye"}
+CLEAR_WORDS = {"backspace", "back-space"}
+# What a person may say to pick a mode; Whisper tends to hear one of these for each.
+MODE_WORDS = {
+    "chat": "chat", "chats": "chat", "chad": "chat", "talk": "chat",
+    "vision": "vision", "look": "vision", "see": "vision", "camera": "vision",
+    "imagine": "imagine", "image": "imagine", "picture": "imagine", "draw": "imagine", "paint": "imagine",
+}
+MODE_PROMPT = "what mode?"
+MODE_REPROMPT = "what mode? say chat, vision or imagine"
+
+SLEEPING, CHOOSING, DICTATING = "sleeping", "choosing", "dictating"
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-case words without punctuation; "back space" and "good bye" become one word."""
+    words = re.findall(r"[a-z0-9']+(?:-[a-z0-9']+)*", text.lower())
+    out: list[str] = []
+    for w in words:
+        if out and (out[-1], w) in (("back", "space"), ("good", "bye")):
+            out[-1] += "-" + w
+        else:
+            out.append(w)
+    return out
+
+
+@dataclass
+class WakeWord:
+    state: str = SLEEPING
+    mode: str | None = None
+    dictation: list[str] = field(default_factory=list)  # the original text pieces, punctuation kept
+
+    @property
+    def text(self) -> str:
+        # "hello there, computer": the comma belonged to the pause before the wake word
+        return " ".join(self.dictation).strip().rstrip(",;:-–— ")
+
+    def snapshot(self) -> dict:
+        return {"type": "wake", "state": self.state, "mode": self.mode, "text": self.text}
+
+    def reset(self) -> None:
+        self.state, self.mode, self.dictation = SLEEPING, None, []
+
+    def hear(self, text: str) -> list[dict]:
+        """Feed one utterance; returns the events for the page, in order."""
+        events: list[dict] = []
+        pieces = text.split()
+        i = 0
+        while i < len(pieces):
+            piece = pieces[i]
+            words = words_of(piece)
+            word = words[0] if len(words) == 1 else None
+            pair = words_of(" ".join(pieces[i:i + 2])) if i + 1 < len(pieces) else []
+            if len(pair) == 1 and pair[0] in END_WORDS | CLEAR_WORDS:  # "good bye", "back space"
+                word, i = pair[0], i + 1
+            i += 1
+            if word in END_WORDS:
+                had = self.state != SLEEPING
+                self.reset()
+                if had:
+                    events.append({"type": "wake_end", "say": "goodbye"})
+                continue
+            if self.state == SLEEPING:
+                if word in WAKE_WORDS:
+                    self.state = CHOOSING
+                    events.append({"type": "wake_prompt", "say": MODE_PROMPT})
+            elif self.state == CHOOSING:
+                if word in MODE_WORDS:
+                    self.state, self.mode, self.dictation = DICTATING, MODE_WORDS[word], []
+                    events.append({"type": "wake_mode", "mode": self.mode})
+                elif word in WAKE_WORDS:
+                    events.append({"type": "wake_prompt", "say": MODE_PROMPT})
+            elif self.state == DICTATING:
+                if word in CLEAR_WORDS:
+                    self.dictation = []
+                    events.append({"type": "wake_cleared"})
+                elif word in WAKE_WORDS:
+                    if self.text:
+                        events.append({"type": "wake_send", "mode": self.mode, "text": self.text})
+                        self.reset()
+                    else:
+                        events.append({"type": "wake_prompt", "say": f"say what to send in {self.mode} mode"})
+                else:
+                    self.dictation.append(piece)
+        if self.state == CHOOSING and not events and text.strip():
+            events.append({"type": "wake_prompt", "say": MODE_REPROMPT})
+        if self.state == DICTATING and self.dictation:
+            events.append({"type": "wake_text", "mode": self.mode, "text": self.text})
+        events.append(self.snapshot())
+        return events

@@ -1,0 +1,245 @@
+"""The WebSocket API at /ws: what the page uses for intents, broadcasts and the wake word.
+
+One connection = one reader (messages in), one writer (messages out, through a bounded channel so
+a slow page gets back-pressure instead of unbounded memory), a task per running intent, and, while
+the microphone streams, a wake-word listener. Closing the socket cancels everything it started.
+
+Messages are JSON text frames, except microphone audio: binary frames of 16 kHz mono int16 PCM.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import time
+from contextlib import aclosing
+
+import trio
+from quart import Blueprint, current_app, websocket
+
+from mtor_node.intents import IntentError
+
+from .encoding import intent_from_json, jsonable
+from .intake import FINAL, follow, submit, ui_state
+from .vad import SAMPLE_RATE, Segmenter, wav_bytes
+from .wakeword import WakeWord
+
+log = logging.getLogger("mtor.ui.ws")
+
+ws_bp = Blueprint("ws", __name__)
+
+MAX_INTENTS_PER_CONNECTION = 16
+MAX_TEXT_FRAME = 16 * 1024 * 1024  # a 10 MiB image as base64 plus the rest of the intent
+MAX_AUDIO_FRAME = 64 * 1024  # ~2 s of 16 kHz PCM: the page sends ~100 ms at a time
+MAX_HEARD_CHARS = 2000
+OUTBOX = 256  # messages waiting for a slow page before its intents wait for it
+UTTERANCE_BACKLOG = 4  # utterances waiting for transcription; more are dropped (the speaker is far ahead)
+USER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+
+
+class Connection:
+    def __init__(self, state):
+        self.state = state
+        self.user = "web-" + secrets.token_hex(4)
+        self.out_send, self.out_recv = trio.open_memory_channel(OUTBOX)
+        self.intents: dict[str, object] = {}  # id -> ticket
+        self.nursery: trio.Nursery | None = None
+        self.wake: WakeWord | None = None
+        self.segmenter: Segmenter | None = None
+        self.utter_send: trio.MemorySendChannel | None = None
+        self.wake_model: str | None = None
+        self.wake_language: str | None = "en"
+
+    def push_nowait(self, msg: dict) -> bool:
+        """For broadcasts: never wait on one slow page; it misses the message instead."""
+        try:
+            self.out_send.send_nowait(msg)
+            return True
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            return False
+
+    async def push(self, msg: dict) -> None:
+        try:
+            await self.out_send.send(msg)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    # ---- messages in ----------------------------------------------------------------------
+
+    async def handle_text(self, raw: str) -> None:
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            return await self.push({"type": "error", "code": "bad_request", "message": "messages must be JSON"})
+        if not isinstance(msg, dict):
+            return await self.push({"type": "error", "code": "bad_request", "message": "messages must be JSON objects"})
+        handler = HANDLERS.get(msg.get("type"))
+        if handler is None:
+            return await self.push({"type": "error", "code": "bad_type",
+                                    "message": f"unknown message type {str(msg.get('type'))[:40]!r}; known: {', '.join(HANDLERS)}"})
+        await handler(self, msg)
+
+    async def on_hello(self, msg: dict) -> None:
+        user = msg.get("user")
+        if isinstance(user, str) and USER_ID.match(user):
+            self.user = user
+        n = self.state.node
+        await self.push({"type": "welcome", "user": self.user, "peer_id": n.peer_id,
+                         "banned": n.store.is_banned(self.user), "broadcasts": list(self.state.broadcasts)})
+
+    async def on_ping(self, msg: dict) -> None:
+        await self.push({"type": "pong", "t": msg.get("t") if isinstance(msg.get("t"), (int, float)) else None})
+
+    async def on_submit(self, msg: dict) -> None:
+        ref = msg.get("ref") if isinstance(msg.get("ref"), (str, int)) else None
+        try:
+            if len(self.intents) >= MAX_INTENTS_PER_CONNECTION:
+                raise IntentError("too_many", f"at most {MAX_INTENTS_PER_CONNECTION} intents at once per connection")
+            d = intent_from_json(msg.get("intent"))
+            d["user"] = self.user  # a page speaks for its own user only
+            ticket = submit(self.state, d)
+        except IntentError as e:
+            return await self.push({"type": "rejected", "ref": ref, "code": e.code, "message": e.message})
+        self.intents[ticket.intent.id] = ticket
+        await self.push({"type": "accepted", "ref": ref, "id": ticket.intent.id, "kind": ticket.intent.kind})
+        self.nursery.start_soon(self._forward, ticket)
+
+    async def _forward(self, ticket) -> None:
+        try:
+            async with aclosing(follow(self.state, ticket)) as events:
+                async for event in events:
+                    await self.push(jsonable(event))
+        finally:
+            self.intents.pop(ticket.intent.id, None)
+
+    async def on_cancel(self, msg: dict) -> None:
+        intent_id = msg.get("id")
+        ok = isinstance(intent_id, str) and intent_id in self.intents and \
+            self.state.node.broker.cancel(intent_id, "cancelled by the user")
+        await self.push({"type": "cancel_ack", "id": intent_id if isinstance(intent_id, str) else None, "ok": bool(ok)})
+
+    # ---- the wake word --------------------------------------------------------------------
+
+    async def on_audio_start(self, msg: dict) -> None:
+        if msg.get("sample_rate", SAMPLE_RATE) != SAMPLE_RATE:
+            return await self.push({"type": "error", "code": "bad_audio", "message": f"send {SAMPLE_RATE} Hz mono int16 PCM"})
+        model, lang = msg.get("model"), msg.get("language", "en")
+        self.wake_model = model if isinstance(model, str) and 0 < len(model) <= 200 else None
+        self.wake_language = lang if isinstance(lang, str) and 2 <= len(lang) <= 8 else None
+        self.wake = self.wake or WakeWord()
+        self.segmenter = Segmenter()
+        if self.utter_send is None:
+            self.utter_send, recv = trio.open_memory_channel(UTTERANCE_BACKLOG)
+            self.nursery.start_soon(self._listen, recv)
+        await self.push(self.wake.snapshot())
+
+    async def on_audio_stop(self, msg: dict) -> None:
+        if self.segmenter is not None:
+            for utterance in self.segmenter.flush():
+                self._queue_utterance(utterance)
+            self.segmenter = None
+        await self.push({"type": "audio_stopped"})
+
+    async def handle_audio(self, pcm: bytes) -> None:
+        if self.segmenter is None:
+            return await self.push({"type": "error", "code": "bad_audio", "message": "send audio_start before audio"})
+        if len(pcm) > MAX_AUDIO_FRAME:
+            return await self.push({"type": "error", "code": "too_large", "message": f"audio frames are limited to {MAX_AUDIO_FRAME} bytes"})
+        for utterance in self.segmenter.feed(pcm):
+            self._queue_utterance(utterance)
+
+    def _queue_utterance(self, pcm: bytes) -> None:
+        try:
+            self.utter_send.send_nowait(pcm)
+        except trio.WouldBlock:
+            self.push_nowait({"type": "wake_dropped", "message": "speech arrives faster than it is transcribed"})
+
+    async def on_heard(self, msg: dict) -> None:
+        """Text from the browser's own recognizer (the optional accelerator): same state machine."""
+        text = msg.get("text")
+        if not isinstance(text, str) or len(text) > MAX_HEARD_CHARS:
+            return await self.push({"type": "error", "code": "bad_request", "message": f"heard.text must be a string of at most {MAX_HEARD_CHARS} characters"})
+        await self._hear(text)
+
+    async def on_wake_reset(self, msg: dict) -> None:
+        self.wake = WakeWord()
+        await self.push(self.wake.snapshot())
+
+    async def _hear(self, text: str) -> None:
+        self.wake = self.wake or WakeWord()
+        await self.push({"type": "heard", "text": text})
+        for event in self.wake.hear(text):
+            await self.push(event)
+
+    async def _listen(self, utterances: trio.MemoryReceiveChannel) -> None:
+        """Transcribe utterances one after another (order matters to the conversation)."""
+        async for pcm in utterances:
+            intent = {"kind": "transcribe", "audio": wav_bytes(pcm), "model": self.wake_model, "user": self.user,
+                      "params": {"language": self.wake_language} if self.wake_language else {}, "timeout": 60.0}
+            t0 = time.monotonic()
+            try:
+                ticket = submit(self.state, intent)
+            except IntentError as e:
+                await self.push({"type": "wake_error", "code": e.code, "message": e.message})
+                continue
+            final = None
+            async with aclosing(follow(self.state, ticket)) as events:
+                async for event in events:
+                    if event["type"] in FINAL:
+                        final = event
+            if final is None or final["type"] == "error":
+                await self.push({"type": "wake_error", "code": (final or {}).get("code", "internal"),
+                                 "message": (final or {}).get("message", "no transcription")})
+                continue
+            text = (final.get("text") or "").strip()
+            log.debug("heard %r in %.2f s", text, time.monotonic() - t0)
+            if text:
+                await self._hear(text)
+
+
+HANDLERS = {
+    "hello": Connection.on_hello,
+    "ping": Connection.on_ping,
+    "submit": Connection.on_submit,
+    "cancel": Connection.on_cancel,
+    "audio_start": Connection.on_audio_start,
+    "audio_stop": Connection.on_audio_stop,
+    "heard": Connection.on_heard,
+    "wake_reset": Connection.on_wake_reset,
+}
+
+
+@ws_bp.websocket("/ws")
+async def ws():
+    state = ui_state()
+    await websocket.accept()
+    conn = Connection(state)
+    state.connections.add(conn)
+    state.metrics.ws_connections = len(state.connections)
+    try:
+        async with trio.open_nursery() as nursery:
+            conn.nursery = nursery
+            nursery.start_soon(_writer, conn)
+            try:
+                while True:
+                    data = await websocket.receive()
+                    if isinstance(data, (bytes, bytearray)):
+                        await conn.handle_audio(bytes(data))
+                    elif len(data) > MAX_TEXT_FRAME:
+                        await conn.push({"type": "error", "code": "too_large", "message": "message too large"})
+                    else:
+                        await conn.handle_text(data)
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        state.connections.discard(conn)
+        state.metrics.ws_connections = len(state.connections)
+        for intent_id in list(conn.intents):
+            state.node.broker.cancel(intent_id, "the page disconnected")
+
+
+async def _writer(conn: Connection) -> None:
+    async for msg in conn.out_recv:
+        await websocket.send(json.dumps(msg))
