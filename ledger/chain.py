@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .entry import GENESIS, ZERO_HASH, Entry, balance_delta, counterparty
-from .errors import ChainError
+from .errors import ChainError, ReplayError
 from .keys import Signer
 
 SCHEMA_VERSION = 1
@@ -157,7 +157,11 @@ class ChainStore:
         return Entry.create(self.signer, seq, prev, kind, body, time_ms)
 
     def _insert(self, entry: Entry) -> None:
-        self.db.execute("INSERT INTO ledger_entries VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", _row_fields(entry))
+        try:
+            self.db.execute("INSERT INTO ledger_entries VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", _row_fields(entry))
+        except sqlite3.IntegrityError:
+            # the (author, kind, job/tx) unique index: that job or transaction is already recorded
+            raise ReplayError(f"{entry.kind} for {_row_fields(entry)[9]!r} is already recorded") from None
 
     def append(self, kind: str, body: dict, *, time_ms: int | None = None,
                side_effect: Callable[[sqlite3.Connection, Entry], Any] | None = None) -> Entry:
