@@ -18,6 +18,9 @@ BACKENDS = {
     "espeak": "mtor_node.backends.speak_espeak:EspeakSpeak",
     "transformers-vision": "mtor_node.backends.vision_transformers:TransformersVision",
     "diffusers": "mtor_node.backends.imagine_diffusers:DiffusersImagine",
+    "ollama": "mtor_node.backends.remote_ollama:OllamaRemote",
+    "openai": "mtor_node.backends.remote_openai:OpenAIRemote",
+    "a1111": "mtor_node.backends.remote_a1111:A1111Remote",
 }
 
 
