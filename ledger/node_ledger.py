@@ -113,8 +113,8 @@ class Ledger:
         return e
 
     def record_deposit(self, amount: int, tx: str, mint: str, slot: int) -> Entry:
-        """Record an on-chain deposit (tokens that back our credit). Once per transaction.
-        See solana_chain.verify_deposit to check it on chain first."""
+        """Record an on-chain deposit (tokens that back our credit). Once per transaction
+        (ReplayError otherwise). Not checked on chain here: the caller checks the transaction."""
         return self.store.append(DEPOSIT, {"amount": amount, "tx": tx, "mint": mint, "slot": slot})
 
     # --- entries of others, fraud ---
