@@ -1,0 +1,172 @@
+"""Routing choice: the cheapest healthy candidate within the requester's max price (DESIGN §5).
+
+Pure: no networking, no trio, no clock. The broker builds one `Offer` per peer (its own worker
+included, on equal terms) and calls `route`; a worker calls `price_moved` when an intent arrives.
+
+Rule:
+  1. candidates = offers that are fresh, healthy (> 0), unblocked, serve kind+model, not peaking
+     below their threshold, and not excluded (already tried);
+  2. effective price = apply_surge(base_price, surge) - integer micro-tokens, rounded up, the same
+     function the worker's quote uses;
+  3. keep those with effective price <= max price (None = any price);
+  4. order by effective price, then expected latency (RTT + queue wait estimate), then health
+     (higher first), then peer id (deterministic). The list is the failover order.
+If nothing is left at step 3, the result says why and names the cheapest current price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from .pricing import PriceTable, accepts_work, apply_surge, peaking_threshold_from_announcement
+
+DEFAULT_SERVICE_S = 1.0  # queue-wait estimate per queued intent per slot when nothing better is known
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One peer's offer for one intent, as the broker knows it now.
+
+    base_price: this intent's price at surge 1 in micro-tokens (PriceTable.base_quote of the
+    peer's announced prices for the intent's kind/model/units); surge: the peer's announced surge;
+    queue/capacity: announced queue depth and parallel slots; service_s: expected service time of
+    this intent there (for the queue-wait estimate).
+    """
+
+    peer_id: str
+    base_price: int
+    surge: float = 1.0
+    health: int = 100
+    rtt_ms: float | None = None
+    queue: int = 0
+    capacity: int = 1
+    fresh: bool = True
+    blocked: bool = False
+    serves: bool = True
+    peaking_threshold: float | None = None
+    service_s: float = DEFAULT_SERVICE_S
+    local: bool = False
+
+    @property
+    def price(self) -> int:
+        """Effective price = base x surge (integer micro-tokens, rounded up)."""
+        return apply_surge(self.base_price, self.surge)
+
+    @property
+    def expected_latency_ms(self) -> float:
+        """RTT + queue wait estimate (queued intents per slot x service time)."""
+        rtt = self.rtt_ms if self.rtt_ms is not None else 0.0 if self.local else 1000.0
+        slots = max(1, self.capacity)
+        return rtt + (self.queue / slots) * self.service_s * 1000.0
+
+    @classmethod
+    def from_announcement(cls, peer_id: str, ann: Mapping[str, Any], kind: str, model: str | None, units: int,
+                          **kw: Any) -> "Offer":
+        """An offer from a validated capability announcement (caps.check_announcement's output).
+
+        kw: health, rtt_ms, fresh, blocked, service_s, local (from the peer table)."""
+        prices = ann.get("prices") or {}
+        table = PriceTable.from_announcement(prices)
+        models = (ann.get("models") or {}).get(kind) or []
+        serves = bool(models) and (model is None or model in models)
+        return cls(
+            peer_id=peer_id,
+            base_price=table.base_quote(kind, units, model),
+            surge=float(ann.get("surge", 1.0) or 1.0),
+            queue=int(ann.get("queue", 0) or 0),
+            capacity=int(ann.get("capacity", 1) or 1),
+            serves=serves,
+            peaking_threshold=peaking_threshold_from_announcement(prices),
+            **kw,
+        )
+
+
+@dataclass
+class RouteResult:
+    """The failover order, or why there is none.
+
+    reason: "ok" | "no_candidates" (nobody usable serves it) | "over_max_price" (someone would,
+    but not at or below the max price). cheapest: the lowest current effective price among usable
+    candidates (None if there are none). excluded: how many offers each filter removed.
+    """
+
+    order: list[Offer]
+    reason: str
+    cheapest: int | None
+    max_price: int | None
+    message: str = ""
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.order)
+
+    @property
+    def best(self) -> Offer | None:
+        return self.order[0] if self.order else None
+
+    @property
+    def peers(self) -> list[str]:
+        return [o.peer_id for o in self.order]
+
+
+def exclusion_reason(o: Offer) -> str | None:
+    """Why an offer is not a candidate at all (price aside), or None."""
+    if not o.serves:
+        return "not_serving"
+    if not o.fresh:
+        return "stale"
+    if o.blocked:
+        return "blocked"
+    if o.health <= 0:
+        return "unhealthy"
+    if not accepts_work(o.surge, o.peaking_threshold):
+        return "peaking"
+    return None
+
+
+def sort_key(o: Offer) -> tuple:
+    return (o.price, o.expected_latency_ms, -o.health, o.peer_id)
+
+
+def route(offers: Iterable[Offer], max_price: int | None = None, *, exclude: Iterable[str] = (),
+          kind: str = "", model: str | None = None) -> RouteResult:
+    """Choose: the usable offers within max_price, cheapest first, ties by expected latency.
+
+    `exclude`: peer ids already tried for this intent (failover). kind/model only flavour the
+    message.
+    """
+    skip = set(exclude)
+    excluded: dict[str, int] = {}
+    usable: list[Offer] = []
+    for o in offers:
+        why = "tried" if o.peer_id in skip else exclusion_reason(o)
+        if why:
+            excluded[why] = excluded.get(why, 0) + 1
+        else:
+            usable.append(o)
+    usable.sort(key=sort_key)
+    cheapest = usable[0].price if usable else None
+    what = f"{kind}/{model}" if kind and model else kind or "this intent"
+    if not usable:
+        return RouteResult([], "no_candidates", None, max_price,
+                           f"no healthy worker serves {what} now", excluded)
+    if max_price is None:
+        return RouteResult(usable, "ok", cheapest, max_price, "", excluded)
+    within = [o for o in usable if o.price <= max_price]
+    if len(within) < len(usable):
+        excluded["over_max_price"] = len(usable) - len(within)
+    if not within:
+        return RouteResult([], "over_max_price", cheapest, max_price,
+                           f"no worker at or below your max price {max_price} micro-tokens for {what}; "
+                           f"the cheapest is {cheapest} micro-tokens", excluded)
+    return RouteResult(within, "ok", cheapest, max_price, "", excluded)
+
+
+def price_moved(max_price: int | None, current_price: int) -> int | None:
+    """For a worker receiving an intent: None if max_price (None = any) still covers its current
+    price, else the current price (to answer "price moved: now X")."""
+    if max_price is None or current_price <= max_price:
+        return None
+    return current_price
