@@ -16,6 +16,7 @@ BACKENDS = {
     "faster-whisper": "mtor_node.backends.transcribe_whisper:FasterWhisper",
     "piper": "mtor_node.backends.speak_piper:PiperSpeak",
     "espeak": "mtor_node.backends.speak_espeak:EspeakSpeak",
+    "transformers-vits": "mtor_node.backends.speak_vits:VitsSpeak",
     "transformers-vision": "mtor_node.backends.vision_transformers:TransformersVision",
     "diffusers": "mtor_node.backends.imagine_diffusers:DiffusersImagine",
     "ollama": "mtor_node.backends.remote_ollama:OllamaRemote",

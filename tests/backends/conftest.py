@@ -189,3 +189,29 @@ def tiny_sd_dir(tmp_path_factory) -> Path:
     path = root / "pipeline"
     pipe.save_pretrained(path)
     return path
+
+
+# ---------------------------------------------------------------- VITS (speak)
+
+
+@pytest.fixture(scope="session")
+def tiny_vits_dir(tmp_path_factory) -> Path:
+    """A random VITS (hidden 16, 1 layer, tiny HiFi-GAN) and a VitsTokenizer over a lowercase alphabet."""
+    import torch
+    from transformers import VitsConfig, VitsModel, VitsTokenizer
+
+    path = tmp_path_factory.mktemp("tiny-vits")
+    symbols = ["<pad>", "<unk>", " ", "'", ".", ","] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    (path / "vocab.json").write_text(json.dumps({s: i for i, s in enumerate(symbols)}))
+    tokenizer = VitsTokenizer(vocab_file=str(path / "vocab.json"), phonemize=False, add_blank=True, normalize=True)
+    config = VitsConfig(
+        vocab_size=len(symbols), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32,
+        flow_size=16, spectrogram_bins=17, prior_encoder_num_flows=1, prior_encoder_num_wavenet_layers=1,
+        posterior_encoder_num_wavenet_layers=1, duration_predictor_filter_channels=16, duration_predictor_num_flows=1,
+        depth_separable_num_layers=1, upsample_initial_channel=16, upsample_rates=[4, 4], upsample_kernel_sizes=[8, 8],
+        resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]], sampling_rate=16000, window_size=4,
+    )
+    torch.manual_seed(0)
+    VitsModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

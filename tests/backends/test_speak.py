@@ -97,3 +97,18 @@ async def test_espeak_missing_program(cache_dir):
     with pytest.raises(BackendError) as e:
         await load_backend("espeak", "speak", "/nonexistent/espeak-ng", cache_dir)
     assert e.value.code == "unavailable" and "apt-get install espeak-ng" in e.value.message
+
+
+async def test_vits_tiny(tiny_vits_dir, cache_dir):
+    backend = await load_backend("transformers-vits", "speak", str(tiny_vits_dir), cache_dir)
+    result, rec = await run_intent(backend, Intent(kind="speak", prompt=TEXT))
+    rate, frames = parse(result["audio_wav"])
+    assert rate == result["sample_rate"] == 16000
+    chunks = rec.of("chunk")
+    assert len(chunks) == 2 and sum(parse(c["audio"])[1] for c in chunks) == frames > 0
+    assert result["units"] == len(TEXT)
+    again, _ = await run_intent(backend, Intent(kind="speak", prompt=TEXT))
+    assert again["audio_wav"] == result["audio_wav"]  # fixed noise seed: same text, same audio
+    with pytest.raises(BackendError) as e:
+        await run_intent(backend, Intent(kind="speak", prompt="日本語"))
+    assert e.value.code == "bad_input"
