@@ -131,6 +131,15 @@ class FasterWhisper(Backend):
 
         self.model_dir = self._model_dir(progress)
         device = pick_device(self.spec)
+        if device.startswith("cuda"):
+            import ctranslate2
+
+            if ctranslate2.get_cuda_device_count() == 0:  # torch sees a GPU, this CTranslate2 build does not
+                if self.spec.device != "auto":
+                    raise BackendError("unavailable", f"model {self.spec.name!r} asks for {device} but CTranslate2 has no CUDA support here "
+                                       "(it needs the CUDA 12 cuBLAS and cuDNN 9 libraries)")
+                progress("CTranslate2 cannot use the GPU here; running Whisper on the CPU", None)
+                device = "cpu"
         check_fits(self.spec, device, int((self.model_dir / "model.bin").stat().st_size * 1.3))
         kind, _, index = device.partition(":")
         opts = self.spec.options
