@@ -105,6 +105,14 @@ def decode(audio: bytes):
     return samples
 
 
+def _languages() -> frozenset[str] | None:
+    try:  # a private name of faster-whisper: when it moves, the model's own check applies
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+    except ImportError:
+        return None
+    return frozenset(_LANGUAGE_CODES)
+
+
 class FasterWhisper(Backend):
     kinds = ("transcribe",)
 
@@ -185,8 +193,12 @@ class FasterWhisper(Backend):
             if limit is not None and duration > float(limit):
                 raise BackendError("too_large", f"the audio lasts {duration:.1f} s; the limit is {float(limit):g} s")
             ctx.check()
+            language = params.get("language")
+            known = _languages()
+            if language is not None and known is not None and language not in known:
+                raise BackendError("bad_params", f"language {language!r} is not one Whisper knows; use a code like 'en', 'de', 'fr'")
             segments, info = model.transcribe(
-                samples, language=params.get("language"), vad_filter=bool(params.get("vad", True)),
+                samples, language=language, vad_filter=bool(params.get("vad", True)),
                 beam_size=beam_size, condition_on_previous_text=False,
                 without_timestamps=not params.get("timestamps", False), **extra,
             )

@@ -81,6 +81,12 @@ async def test_not_audio_is_bad_audio(tiny):
         assert "could not be decoded" in e.value.message
 
 
+async def test_unknown_language(tiny, speech_wav):
+    with pytest.raises(BackendError) as e:
+        await run_intent(tiny, Intent(kind="transcribe", audio=speech_wav, params={"language": "xx"}))
+    assert e.value.code == "bad_params" and "'xx'" in e.value.message
+
+
 async def test_duration_limit_checked_after_decoding(tiny, speech_wav):
     intent = Intent(kind="transcribe", audio=speech_wav)
     intent.validate()
