@@ -9,7 +9,6 @@ import pytest
 import trio
 from PIL import Image
 
-from mtor_node.backends import BackendError
 from mtor_node.backends.imagine_diffusers import work_units
 from mtor_node.intents import Intent
 
