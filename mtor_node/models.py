@@ -16,12 +16,13 @@ from .intents import Intent
 log = logging.getLogger("mtor.models")
 
 RETRY_FAILED_AFTER_S = 30.0
+REMOTE_BACKENDS = ("ollama", "openai", "a1111")
 
 
 @dataclass
 class ModelState:
     spec: ModelSpec
-    status: str = "unloaded"  # unloaded | loading | ready | failed
+    status: str = "unloaded"  # unloaded | loading | ready | failed | unavailable
     error: str = ""
     progress: str = ""
     backend: Backend | None = None
@@ -49,18 +50,71 @@ class ModelManager:
         self.defaults = defaults  # kind -> default model name
 
     def resolve(self, kind: str, model: str | None) -> str | None:
-        """The local model name that serves (kind, model), or None."""
-        if model is None:
-            return self.defaults.get(kind)
-        state = self.states.get(model)
-        return model if state and state.spec.kind == kind else None
+        """The local model name that serves (kind, model), or None.
+
+        No model named: the kind's default, or the next usable model of that kind when the
+        default is unavailable (piper missing -> espeak).
+        """
+        if model is not None:
+            state = self.states.get(model)
+            return model if state and state.spec.kind == kind and self._usable(state) else None
+        default = self.defaults.get(kind)
+        order = ([default] if default else []) + [n for n, s in self.states.items() if s.spec.kind == kind and n != default]
+        return next((n for n in order if self._usable(self.states[n])), None)
+
+    def why_not(self, kind: str, model: str | None) -> str:
+        """Why no local model serves (kind, model): for the error the user reads."""
+        states = [s for s in self.states.values() if s.spec.kind == kind and (model is None or s.spec.name == model)]
+        reasons = [f"{s.spec.name}: {s.error}" for s in states if s.error]
+        return "; ".join(reasons)
+
+    @staticmethod
+    def _usable(state: "ModelState") -> bool:
+        return state.status not in ("failed", "unavailable") or time.monotonic() - state.failed_at >= RETRY_FAILED_AFTER_S
 
     def models_by_kind(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for s in self.states.values():
-            if s.status != "failed":
+            if s.status not in ("failed", "unavailable"):
                 out.setdefault(s.spec.kind, []).append(s.spec.name)
         return out
+
+    async def check_availability(self) -> None:
+        """Mark models that cannot load here (offline hub model, missing program, remote server
+        down) as unavailable with the reason, without reading any weights."""
+        from .backends.defaults import availability
+
+        for state in self.states.values():
+            if state.status != "unloaded":
+                continue
+            if state.spec.backend in REMOTE_BACKENDS:
+                await self._check_remote(state)
+                continue
+            verdict = await trio.to_thread.run_sync(availability, state.spec)
+            if not verdict["available"]:
+                state.status, state.error, state.failed_at = "unavailable", verdict["reason"], time.monotonic()
+                log.warning("model %s is unavailable: %s", state.spec.name, verdict["reason"])
+
+    async def _check_remote(self, state: "ModelState") -> None:
+        """A remote adapter is usable only while its server answers and serves the model."""
+        try:
+            backend = state.backend or await self.ensure_loaded(state.spec.name)
+            with trio.fail_after(10):
+                health = await backend.health()
+        except (BackendError, trio.TooSlowError) as e:
+            health = {"serves": False, "error": getattr(e, "message", "no answer in 10 s")}
+        if health.get("serves"):
+            if state.status == "unavailable":
+                state.status, state.error = "ready", ""
+        else:
+            state.status, state.error, state.failed_at = "unavailable", health.get("error") or "the server does not serve this model", time.monotonic()
+
+    async def watch_remotes(self, period: float = 30.0) -> None:
+        while True:
+            await trio.sleep(period)
+            for state in self.states.values():
+                if state.spec.backend in REMOTE_BACKENDS:
+                    await self._check_remote(state)
 
     def has_capacity(self, name: str) -> bool:
         s = self.states[name]
@@ -83,7 +137,7 @@ class ModelManager:
         async with state.lock:
             if state.status == "ready":
                 return state.backend
-            if state.status == "failed" and time.monotonic() - state.failed_at < RETRY_FAILED_AFTER_S:
+            if state.status in ("failed", "unavailable") and time.monotonic() - state.failed_at < RETRY_FAILED_AFTER_S:
                 raise BackendError("unavailable", f"model {name!r} is unavailable: {state.error}")
             state.status, state.error = "loading", ""
             t0 = time.monotonic()

@@ -146,15 +146,19 @@ class Node:
                     log.info("mtor-node %s ready: %s (peer %s)", __version__, self.http_url, self.peer_id)
                     task_status.started(self)
                     if self.models:
-                        preload = [m.name for m in self.config.models if self.config.model_flags[m.name]["preload"]]
-                        nursery.start_soon(self.models.preload, preload)
+                        nursery.start_soon(self._start_models)
                         nursery.start_soon(self.models.unload_idle)
+                        nursery.start_soon(self.models.watch_remotes)
         finally:
             (self.data_dir / RUNTIME_NAME).unlink(missing_ok=True)
             if self.store:
                 self.store.close()
             lock.release()
             self.finished.set()
+
+    async def _start_models(self) -> None:
+        await self.models.check_availability()
+        await self.models.preload([m.name for m in self.config.models if self.config.model_flags[m.name]["preload"]])
 
     async def stop(self) -> None:
         """Refuse new work, end in-flight intents with an error, then stop everything."""
