@@ -31,7 +31,7 @@ class RemoteRouter(Protocol):
 
     def can_serve(self, intent: Intent) -> bool: ...
 
-    async def run(self, intent: Intent, emit: Callable[[dict], Awaitable[None]]) -> tuple[dict, str]: ...
+    async def run_remote(self, intent: Intent, emit: Callable[[dict], Awaitable[None]]) -> tuple[dict, str]: ...
 
 
 @dataclass(eq=False)
@@ -260,7 +260,7 @@ class Broker:
             return await self.models.run(ticket.target, intent, ticket.emit), self.node_id
         if self.remote is None:
             raise IntentError("no_model", f"no worker serves {intent.kind} with model {intent.model or '(default)'}")
-        return await self.remote.run(intent, ticket.emit)
+        return await self.remote.run_remote(intent, ticket.emit)
 
     async def shutdown(self) -> None:
         """Refuse new intents and end every queued or running one with an error."""

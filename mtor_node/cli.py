@@ -67,6 +67,18 @@ def _overrides(args) -> dict:
             o["http.port"] = port  # reported by the config check with the allowed range
     if args.host:
         o["http.host"] = args.host
+    if args.p2p_port is not None:
+        o["p2p.port"] = args.p2p_port
+    if args.p2p_host:
+        o["p2p.host"] = args.p2p_host
+    if args.realm_secret:
+        o["p2p.realm_secret"] = args.realm_secret
+    if args.peer:
+        o["p2p.peers"] = list(args.peer)
+    if args.airgap:
+        o["p2p.airgap"] = True
+    if args.no_p2p:
+        o["p2p.enabled"] = False
     return o
 
 
@@ -277,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--roles", default=None, help="comma-separated: broker, worker (default: both)")
     p.add_argument("--port", type=int, default=None, help="HTTP port of the UI and API (default 9000, or $MTOR_PORT)")
     p.add_argument("--host", default=None, help="HTTP address (default 127.0.0.1; others need http.access_token)")
+    p.add_argument("--p2p-port", type=int, default=None, help="libp2p TCP port (default 9001; 0 = any free port)")
+    p.add_argument("--p2p-host", default=None, help="address libp2p listens on (default 0.0.0.0)")
+    p.add_argument("--realm-secret", default=None, help="join the private realm with this secret (from `mtor-node realm create`)")
+    p.add_argument("--peer", action="append", default=None, metavar="MULTIADDR", help="a peer to connect to (repeatable)")
+    p.add_argument("--airgap", action="store_true", help="no public bootstrap peers, no chain calls; peers only from --peer")
+    p.add_argument("--no-p2p", action="store_true", help="run standalone, without joining a realm")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.set_defaults(func=cmd_start)
 

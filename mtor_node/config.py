@@ -83,6 +83,7 @@ KEYS: list[Key] = [
     Key("http", "host", "127.0.0.1", "address of the web UI and API; anything but loopback requires http.access_token", _str()),
     Key("http", "port", 9000, "port of the web UI and API", _int(1, 65535)),
     Key("http", "access_token", "", "token required from clients when http.host is not loopback", _str()),
+    Key("p2p", "enabled", True, "join a realm over libp2p (false: a standalone node)", _bool),
     Key("p2p", "port", 9001, "libp2p TCP port; 0 takes any free port", _int(0, 65535)),
     Key("p2p", "host", "0.0.0.0", "address libp2p listens on", _str()),
     Key("p2p", "realm", "grid", "realm to join: \"grid\" is the public grid", _str()),

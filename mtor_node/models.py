@@ -85,7 +85,7 @@ class ModelManager:
         from .backends.defaults import availability
 
         for state in self.states.values():
-            if state.status != "unloaded":
+            if state.status != "unloaded" or state.spec.backend == "echo":
                 continue
             if state.spec.backend in REMOTE_BACKENDS:
                 await self._check_remote(state)

@@ -99,7 +99,16 @@ class Node:
         self.store: Store | None = None
         self.models: ModelManager | None = None
         self.broker: Broker | None = None
-        self.federation = None  # federation.Federation when the p2p layer runs
+        if cfg["p2p.enabled"]:
+            from federation.realm import RealmSecretError
+
+            from .network import realm_from_config
+            try:
+                realm_from_config(cfg)
+            except (RealmSecretError, ValueError) as e:
+                raise StartError(f"invalid p2p.realm_secret / --realm-secret: {e}") from None
+        self.network = None  # mtor_node.network.Network when the p2p layer runs
+        self.federation = None  # its federation.Federation
         self._cancel = trio.CancelScope()
         self.stopping = trio.Event()
         self.finished = trio.Event()
@@ -118,6 +127,9 @@ class Node:
             "data_dir": str(self.data_dir),
             "http": self.http_url,
             "listen_addrs": list(self.federation.listen_addrs) if self.federation else [],
+            "realm": self.network.realm.name if self.network else None,
+            "peers": self.federation.peers.snapshot() if self.federation else [],
+            "hardware": self.network.hardware if self.network else None,
             "uptime_s": round(time.time() - self.started_at, 1),
             "models": self.models.snapshot() if self.models else [],
             "queue": {"waiting": len(b.queue), "inflight": b.inflight, "max_size": b.queue.max_size,
@@ -140,6 +152,13 @@ class Node:
             with self._cancel:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self.broker.run)
+                    if self.config["p2p.enabled"]:
+                        from .network import Network
+
+                        self.network = Network(self)
+                        self.federation = self.network.fed
+                        self.broker.remote = self.network
+                        await nursery.start(self.network.run)
                     await nursery.start(self._serve_http)
                     self._write_runtime()
                     self.ready_at = time.time()

@@ -89,6 +89,9 @@ async def running_node(data_dir: Path, models: dict[str, dict] | None = None, **
 
     sections.setdefault("http", {})
     sections["http"].setdefault("port", free_port())
+    sections.setdefault("p2p", {"enabled": False})  # most tests need no network; realm tests say so
+    sections["p2p"].setdefault("port", 0)
+    sections["p2p"].setdefault("host", "127.0.0.1")
     write_config(data_dir, ECHO_MODELS if models is None else models, **sections)
     prepare_data_dir(data_dir)
     cfg = config_mod.load(data_dir / "mtor.toml")

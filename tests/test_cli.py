@@ -61,7 +61,7 @@ class RunningNode:
 def echo_node(tmp_path):
     d = tmp_path / "node"
     port = free_port()
-    write_config(d, ECHO_MODELS, http={"port": port})
+    write_config(d, ECHO_MODELS, http={"port": port}, p2p={"port": 0, "host": "127.0.0.1"})
     node = RunningNode(d)
     node.wait_ready()
     yield node
@@ -140,7 +140,7 @@ def test_identity_readable_by_others_refuses_to_start(tmp_path):
 def test_mtor_data_dir_and_port_from_the_environment(tmp_path):
     d = tmp_path / "envnode"
     port = free_port()
-    write_config(d, ECHO_MODELS)
+    write_config(d, ECHO_MODELS, p2p={"enabled": False})
     env = {**ENV, "MTOR_DATA_DIR": str(d), "MTOR_PORT": str(port)}
     proc = subprocess.Popen([sys.executable, "-m", "mtor_node", "start"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
@@ -161,7 +161,7 @@ def test_embedded_smollm2_answers_offline(tmp_path):
     d = tmp_path / "smol"
     cli("init", data_dir=d, check=True)  # the default config: embedded SmolLM2, no internet
     port = free_port()
-    node = RunningNode(d, "--port", str(port))
+    node = RunningNode(d, "--port", str(port), "--no-p2p")
     try:
         node.wait_ready()
         r = cli("chat", "What is the capital of France?", data_dir=d, timeout=240, check=True)

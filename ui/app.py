@@ -15,6 +15,7 @@ from .intake import UiState
 from .meta import meta
 from .openai_api import openai_bp
 from .pages import pages
+from .realm_api import realm_api
 from .sysop import sysop
 from .ws import ws_bp
 
@@ -54,7 +55,7 @@ def create_app(node) -> QuartTrio:
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["mtor_node"] = node
     app.extensions["mtor_ui"] = UiState(node)
-    for bp in (api, sysop, openai_bp, meta, ws_bp, pages):
+    for bp in (api, realm_api, sysop, openai_bp, meta, ws_bp, pages):
         app.register_blueprint(bp)
 
     def error(code: str, message: str, status: int):
@@ -93,6 +94,15 @@ def create_app(node) -> QuartTrio:
             return error("unsupported_media_type", "send application/json (or multipart/form-data for uploads)", 415)
         return None
 
+    @app.after_request
+    async def close_if_body_unread(response):
+        # A refused request's body is never read; on a kept-alive connection hypercorn then waits
+        # for it to be consumed and the client's next request hangs. Closing is cheap and certain.
+        if (request.content_length or request.headers.get("Transfer-Encoding")) and \
+                (response.status_code >= 400 or request.method in ("GET", "HEAD", "OPTIONS")):
+            response.headers["Connection"] = "close"
+        return response
+
     @app.before_websocket
     async def ws_origin_guard():
         # Browsers always send Origin on a WebSocket upgrade and never enforce same-origin on it themselves.
@@ -109,8 +119,10 @@ def create_app(node) -> QuartTrio:
         return error("not_found", f"no such endpoint: {request.method} {request.path}", 404)
 
     @app.errorhandler(405)
-    async def not_allowed(_):
-        return error("method_not_allowed", f"{request.method} is not allowed on {request.path}", 405)
+    async def not_allowed(e):
+        response, status = error("method_not_allowed", f"{request.method} is not allowed on {request.path}", 405)
+        response.headers["Allow"] = ", ".join(sorted(getattr(e, "valid_methods", None) or []))  # RFC 9110
+        return response, status
 
     @app.errorhandler(413)
     async def too_large(_):

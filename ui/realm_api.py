@@ -1,0 +1,41 @@
+"""REST for the realm: peers with their hardware, models, prices and health; sysop blocks."""
+
+from __future__ import annotations
+
+from quart import Blueprint, jsonify
+
+from .api import error, node, require_sysop
+
+realm_api = Blueprint("realm_api", __name__, url_prefix="/api/v1")
+
+
+@realm_api.get("/peers")
+async def peers():
+    n = node()
+    if n.federation is None:
+        return jsonify({"realm": None, "peers": [], "stats": {}})
+    return jsonify({"realm": n.network.realm.name, "self": n.peer_id, "listen_addrs": n.federation.listen_addrs,
+                    "peers": n.federation.peers.snapshot(), "stats": n.federation.stats})
+
+
+async def _block(peer_id: str, blocked: bool):
+    denied = require_sysop()
+    if denied:
+        return denied
+    n = node()
+    if n.federation is None:
+        return error("no_network", "this node runs without the p2p layer", 409)
+    if len(peer_id) > 128 or not peer_id.isalnum():
+        return error("bad_request", "not a peer id")
+    (n.federation.block if blocked else n.federation.unblock)(peer_id)
+    return jsonify({"peer_id": peer_id, "blocked": blocked})
+
+
+@realm_api.post("/peers/<peer_id>/block")
+async def block(peer_id: str):
+    return await _block(peer_id, True)
+
+
+@realm_api.post("/peers/<peer_id>/unblock")
+async def unblock(peer_id: str):
+    return await _block(peer_id, False)
