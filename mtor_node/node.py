@@ -107,6 +107,7 @@ class Node:
                 realm_from_config(cfg)
             except (RealmSecretError, ValueError) as e:
                 raise StartError(f"invalid p2p.realm_secret / --realm-secret: {e}") from None
+        self.ledger = None  # ledger.Ledger
         self.network = None  # mtor_node.network.Network when the p2p layer runs
         self.federation = None  # its federation.Federation
         self._cancel = trio.CancelScope()
@@ -130,6 +131,7 @@ class Node:
             "realm": self.network.realm.name if self.network else None,
             "peers": self.federation.peers.snapshot() if self.federation else [],
             "hardware": self.network.hardware if self.network else None,
+            "wallet": self.wallet(),
             "uptime_s": round(time.time() - self.started_at, 1),
             "models": self.models.snapshot() if self.models else [],
             "queue": {"waiting": len(b.queue), "inflight": b.inflight, "max_size": b.queue.max_size,
@@ -142,6 +144,8 @@ class Node:
         try:
             self._apply_hub_mode()
             self.store = Store(self.data_dir / DB_NAME)
+            if self.config["ledger.enabled"]:
+                self.ledger = self._open_ledger()
             if "worker" in self.roles:
                 kinds = {m.kind for m in self.config.models}
                 self.models = ModelManager(self.config.models, self.data_dir / "models",
@@ -170,10 +174,39 @@ class Node:
                         nursery.start_soon(self.models.watch_remotes)
         finally:
             (self.data_dir / RUNTIME_NAME).unlink(missing_ok=True)
+            if self.ledger:
+                self.ledger.close()
             if self.store:
                 self.store.close()
             lock.release()
             self.finished.set()
+
+    @property
+    def realm_name(self) -> str:
+        if self.config["p2p.enabled"]:
+            from .network import realm_from_config
+
+            return realm_from_config(self.config).name
+        return self.config["p2p.realm"]
+
+    def _open_ledger(self):
+        from ledger import Ledger, issue_grant
+
+        authority = self.config["ledger.authority"] or self.identity.solana_address
+        led = Ledger.open(self.data_dir / DB_NAME, self.identity.seed, realm=self.realm_name, authority=authority)
+        grant = self.config["ledger.dev_grant"]
+        if grant and authority == self.identity.solana_address and not any(e.kind == "grant" for e in led.entries(led.pubkey)):
+            led.apply_grant(issue_grant(self.identity.seed, led.realm, led.pubkey, grant, "dev-grant"))
+            log.info("dev grant: %d micro-tokens credited to this node", grant)
+        return led
+
+    def wallet(self) -> dict | None:
+        if self.ledger is None:
+            return None
+        head = self.ledger.head()
+        return {"address": self.identity.solana_address, "balance": self.ledger.balance(),
+                "available": self.ledger.available(), "held": self.ledger.balance() - self.ledger.available(),
+                "head_seq": head[0], "realm": self.ledger.realm}
 
     async def _start_models(self) -> None:
         await self.models.check_availability()

@@ -1,0 +1,115 @@
+"""`/mtor/msg/1`: one small request, one reply, on a fresh stream; for what is not an intent.
+
+The application registers a handler per message type (e.g. "pay", "grant", "fraud"). A request
+frame is {"type": str, "body": map}; the reply is {"ok": true, "body": map} or
+{"ok": false, "code": str, "message": str}. Frames are length-prefixed msgpack like the intent
+protocol, with a small size limit: these messages carry ledger entries and vouchers, not media.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+
+from .host import set_safe_handler
+from .wire import FrameError, StreamClosed, read_frame_bytes, unpack, write_frame
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "/mtor/msg/1"
+MAX_MESSAGE = 256 * 1024
+TIMEOUT_S = 10.0
+
+MessageHandler = Callable[[str, dict], Awaitable[dict]]
+
+
+class MessageFailed(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Messenger:
+    def __init__(self, host: Any, timeout: float = TIMEOUT_S) -> None:
+        self.host = host
+        self.timeout = timeout
+        self.handlers: dict[str, MessageHandler] = {}
+        self.stats = {"handled": 0, "refused": 0, "bad": 0}
+        set_safe_handler(host, PROTOCOL, self._handle_stream)
+
+    def on(self, msg_type: str, handler: MessageHandler) -> None:
+        self.handlers[msg_type] = handler
+
+    async def _handle_stream(self, stream: Any) -> None:
+        peer = stream.muxed_conn.peer_id.to_base58()
+        try:
+            try:
+                frame = unpack(await read_frame_bytes(stream, max_frame=MAX_MESSAGE, timeout=self.timeout), MAX_MESSAGE)
+            except (FrameError, StreamClosed, trio.TooSlowError) as e:
+                self.stats["bad"] += 1
+                log.info("msg: bad request from %s: %r", peer, e)
+                return
+            if not isinstance(frame, dict) or not isinstance(frame.get("type"), str) or not isinstance(frame.get("body"), dict):
+                self.stats["bad"] += 1
+                await self._reply(stream, {"ok": False, "code": "malformed", "message": "expected {type, body}"})
+                return
+            handler = self.handlers.get(frame["type"])
+            if handler is None:
+                self.stats["refused"] += 1
+                await self._reply(stream, {"ok": False, "code": "unknown_type", "message": f"no handler for {frame['type'][:64]!r}"})
+                return
+            try:
+                with trio.fail_after(self.timeout):
+                    body = await handler(peer, frame["body"])
+                reply = {"ok": True, "body": body or {}}
+                self.stats["handled"] += 1
+            except MessageFailed as e:
+                self.stats["refused"] += 1
+                reply = {"ok": False, "code": e.code, "message": e.message[:1000]}
+            except Exception as e:  # a handler's bug must not end the host; the peer learns it failed
+                log.warning("msg handler %s failed for %s: %r", frame["type"], peer, e)
+                self.stats["refused"] += 1
+                reply = {"ok": False, "code": "error", "message": f"{type(e).__name__}: {e}"[:1000]}
+            await self._reply(stream, reply)
+        finally:
+            try:
+                with trio.move_on_after(1):
+                    await stream.close()
+            except Exception:
+                pass
+
+    async def _reply(self, stream: Any, reply: dict) -> None:
+        try:
+            await write_frame(stream, reply, max_frame=MAX_MESSAGE, timeout=self.timeout)
+        except Exception as e:
+            log.debug("msg: reply failed: %r", e)
+
+    async def request(self, peer_id: str, msg_type: str, body: dict, timeout: float | None = None) -> dict:
+        """Send one message and return the reply body; raises MessageFailed."""
+        timeout = timeout or self.timeout
+        try:
+            with trio.fail_after(timeout):
+                stream = await self.host.new_stream(ID.from_base58(peer_id), [TProtocol(PROTOCOL)])
+                try:
+                    await write_frame(stream, {"type": msg_type, "body": body}, max_frame=MAX_MESSAGE, timeout=timeout)
+                    reply = unpack(await read_frame_bytes(stream, max_frame=MAX_MESSAGE, timeout=timeout), MAX_MESSAGE)
+                finally:
+                    with trio.move_on_after(1):
+                        await stream.close()
+        except trio.TooSlowError:
+            raise MessageFailed("timeout", f"no reply from {peer_id} within {timeout} s") from None
+        except MessageFailed:
+            raise
+        except Exception as e:
+            raise MessageFailed("unreachable", f"{peer_id}: {type(e).__name__}: {e}") from None
+        if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+            raise MessageFailed("protocol", "malformed reply")
+        if not reply["ok"]:
+            raise MessageFailed(str(reply.get("code", "error"))[:64], str(reply.get("message", ""))[:1000])
+        return reply.get("body") if isinstance(reply.get("body"), dict) else {}
