@@ -12,16 +12,28 @@ Rule:
   4. order by effective price, then expected latency (RTT + queue wait estimate), then health
      (higher first), then peer id (deterministic). The list is the failover order.
 If nothing is left at step 3, the result says why and names the cheapest current price.
+
+Ties, and why they are banded: with `price_band=0`, `latency_band_ms=0` and no `rng` the order
+above is strict. But every broker sees the same (slightly stale) gossip, so a strict order sends
+every broker's intents to the same few cheapest workers at once until the next announcement
+(the simulation shows it: timeouts at 45 % load). So by default prices within 5 % count as equal
+(geometric bands: a price's band is floor(log(price) / log(1.05))), expected latencies within
+50 ms count as equal, and a broker may pass its own `rng` to shuffle what is still tied. A
+requester thus pays at most ~5 % above the cheapest offer, never above its max price.
 """
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from .pricing import PriceTable, accepts_work, apply_surge, peaking_threshold_from_announcement
 
 DEFAULT_SERVICE_S = 1.0  # queue-wait estimate per queued intent per slot when nothing better is known
+PRICE_BAND = 0.05  # prices within 5 % are a tie
+LATENCY_BAND_MS = 50.0  # expected latencies within 50 ms are a tie
 
 
 @dataclass(frozen=True)
@@ -126,16 +138,29 @@ def exclusion_reason(o: Offer) -> str | None:
     return None
 
 
-def sort_key(o: Offer) -> tuple:
-    return (o.price, o.expected_latency_ms, -o.health, o.peer_id)
+def price_band(price: int, band: float = PRICE_BAND) -> int:
+    """Offers in the same band are equally cheap (geometric bands of width `band`)."""
+    if band <= 0 or price <= 0:
+        return price
+    return int(math.log(price) / math.log1p(band))
+
+
+def sort_key(o: Offer, band: float = PRICE_BAND, latency_band_ms: float = LATENCY_BAND_MS,
+             rng: random.Random | None = None) -> tuple:
+    lat = o.expected_latency_ms
+    lat_key = int(lat // latency_band_ms) if latency_band_ms > 0 else lat
+    return (price_band(o.price, band), lat_key, rng.random() if rng is not None else 0.0,
+            o.price, lat, -o.health, o.peer_id)
 
 
 def route(offers: Iterable[Offer], max_price: int | None = None, *, exclude: Iterable[str] = (),
-          kind: str = "", model: str | None = None) -> RouteResult:
+          kind: str = "", model: str | None = None, price_band: float = PRICE_BAND,
+          latency_band_ms: float = LATENCY_BAND_MS, rng: random.Random | None = None) -> RouteResult:
     """Choose: the usable offers within max_price, cheapest first, ties by expected latency.
 
     `exclude`: peer ids already tried for this intent (failover). kind/model only flavour the
-    message.
+    message. price_band / latency_band_ms / rng: what counts as a tie and how it is broken (see
+    the module doc; 0, 0, None = strict order).
     """
     skip = set(exclude)
     excluded: dict[str, int] = {}
@@ -146,8 +171,8 @@ def route(offers: Iterable[Offer], max_price: int | None = None, *, exclude: Ite
             excluded[why] = excluded.get(why, 0) + 1
         else:
             usable.append(o)
-    usable.sort(key=sort_key)
-    cheapest = usable[0].price if usable else None
+    usable.sort(key=lambda o: sort_key(o, price_band, latency_band_ms, rng))
+    cheapest = min(o.price for o in usable) if usable else None
     what = f"{kind}/{model}" if kind and model else kind or "this intent"
     if not usable:
         return RouteResult([], "no_candidates", None, max_price,

@@ -355,9 +355,10 @@ class SurgeMeter:
     """A worker's surge multiplier from its own load.
 
     ratio of one finished intent = (service latency + queue wait) / (baseline per unit x units),
-    clamped to [1, cap]. baseline per kind = `baseline` given by the operator/calibration if any,
-    else the 10th percentile of the last 256 per-unit service latencies (queue wait excluded): a
-    low percentile of what the machine does when nothing is in its way.
+    clamped to [1, cap]. baseline per kind = `baseline` fixed by the operator if given; else the
+    10th percentile of the last 256 per-unit service latencies (queue wait excluded) - a low
+    percentile of what the machine does when nothing is in its way - or the `calibrate`d warm-up
+    speed if that is lower or there are fewer than `min_samples` samples yet.
 
     load = EWMA of ratios (alpha 0.3 per observation), decaying toward 1 with a 20 s half-life
     while time passes without observations (load goes away -> surge goes back to 1). At each
@@ -370,6 +371,7 @@ class SurgeMeter:
     def __init__(self, config: SurgeConfig | None = None, *, baseline: Mapping[str, float] | None = None, **kw: Any):
         self.config = config or SurgeConfig(**kw)
         self._fixed_baseline = dict(baseline or {})
+        self._prior: dict[str, float] = {}
         self._samples: dict[str, deque[float]] = {}
         self._baseline_cache: dict[str, float | None] = {}
         self._load = 1.0
@@ -384,12 +386,22 @@ class SurgeMeter:
             return self._fixed_baseline[kind]
         if kind not in self._baseline_cache:
             s = self._samples.get(kind)
+            prior = self._prior.get(kind)
             if not s or len(s) < self.config.min_samples:
-                self._baseline_cache[kind] = None
+                self._baseline_cache[kind] = prior
             else:
                 ordered = sorted(s)
-                self._baseline_cache[kind] = ordered[min(len(ordered) - 1, int(self.config.percentile * len(ordered)))]
+                b = ordered[min(len(ordered) - 1, int(self.config.percentile * len(ordered)))]
+                self._baseline_cache[kind] = b if prior is None else min(b, prior)
         return self._baseline_cache[kind]
+
+    def calibrate(self, kind: str, seconds_per_unit: float) -> None:
+        """The unloaded speed measured at model load (a warm-up run): used from the first intent
+        on, and kept as long as live samples are not lower. Without it a kind has no baseline
+        (ratio 1) until `min_samples` intents finished."""
+        if seconds_per_unit > 0 and math.isfinite(seconds_per_unit):
+            self._prior[kind] = float(seconds_per_unit)
+            self._baseline_cache.pop(kind, None)
 
     def _decay_to(self, now: float | None) -> None:
         if now is None:

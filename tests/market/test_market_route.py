@@ -26,8 +26,21 @@ def test_tie_broken_by_expected_latency():
         Offer("self", 1000, local=True),  # own worker: rtt 0, equal terms otherwise
     ]
     assert route(offers).peers == ["self", "near", "far", "busy"]
-    # a cheaper local worker does not get any bonus, nor a more expensive one any malus
-    assert route([Offer("self", 1001, local=True), Offer("p", 1000, rtt_ms=300)]).peers == ["p", "self"]
+    # strict order: a local worker gets no bonus, one micro-token decides
+    strict = dict(price_band=0, latency_band_ms=0)
+    assert route([Offer("self", 1001, local=True), Offer("p", 1000, rtt_ms=300)], **strict).peers == ["p", "self"]
+    # default: prices within 5 % tie, so the nearer one wins; 6 % apart they do not tie
+    assert route([Offer("self", 1001, local=True), Offer("p", 1000, rtt_ms=300)]).peers == ["self", "p"]
+    assert route([Offer("self", 1060, local=True), Offer("p", 1000, rtt_ms=300)]).peers == ["p", "self"]
+
+
+def test_rng_spreads_ties_between_brokers():
+    import random
+
+    offers = [Offer(f"p{i}", 1000 + i, rtt_ms=20 + i) for i in range(10)]  # all in one band, one 50-ms bucket
+    firsts = {route(offers, rng=random.Random(seed)).peers[0] for seed in range(50)}
+    assert len(firsts) >= 5
+    assert route(offers).peers[0] == "p0"  # without rng: deterministic
 
 
 def test_unhealthy_blocked_stale_peaking_and_non_serving_are_excluded():
@@ -84,9 +97,12 @@ def test_price_moved():
        st.one_of(st.none(), st.integers(0, 10**7)))
 def test_route_properties(specs, max_price):
     offers = [Offer(f"p{i}", b, surge=h / 2, health=hl, rtt_ms=rtt) for i, (b, h, hl, rtt) in enumerate(specs)]
-    r = route(offers, max_price)
+    r = route(offers, max_price, price_band=0, latency_band_ms=0)
     prices = [o.price for o in r.order]
     assert prices == sorted(prices)
+    banded = route(offers, max_price)
+    assert banded.peers and r.peers and banded.order[0].price * 1000 <= r.order[0].price * 1050 + 1000 \
+        or banded.peers == r.peers == []
     assert all(o.health > 0 for o in r.order)
     if max_price is not None:
         assert all(p <= max_price for p in prices)

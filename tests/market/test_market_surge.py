@@ -62,6 +62,19 @@ def test_baseline_learned_from_low_percentile():
     assert m.ratio("imagine", 100.0) == 1.0  # no evidence for a kind: no surge from it
 
 
+def test_calibration_gives_a_baseline_from_the_start():
+    m = SurgeMeter()
+    m.calibrate("chat", 0.02)
+    assert m.baseline("chat") == 0.02
+    assert m.ratio("chat", 4.0, units=100) == 2.0
+    for i in range(5):
+        m.observe("chat", 3.0, 0.0, units=100, now=i)  # slower live samples do not raise it
+    assert m.baseline("chat") == 0.02
+    for i in range(5):
+        m.observe("chat", 1.0, 0.0, units=100, now=i)
+    assert m.baseline("chat") == 0.01  # a lower live p10 wins
+
+
 def test_pending_queue_raises_before_anything_finishes():
     m = SurgeMeter(baseline={"chat": 0.01})
     assert m.tick(1.0, oldest_wait_s=10.0, oldest_kind="chat", oldest_units=100) == 2.0  # 11x, +1 limit
