@@ -12,6 +12,7 @@ from quart_trio import QuartTrio
 
 from .api import api
 from .intake import UiState
+from .ledger_api import ledger_api
 from .meta import meta
 from .openai_api import openai_bp
 from .pages import pages
@@ -55,7 +56,7 @@ def create_app(node) -> QuartTrio:
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["mtor_node"] = node
     app.extensions["mtor_ui"] = UiState(node)
-    for bp in (api, realm_api, sysop, openai_bp, meta, ws_bp, pages):
+    for bp in (api, realm_api, ledger_api, sysop, openai_bp, meta, ws_bp, pages):
         app.register_blueprint(bp)
 
     def error(code: str, message: str, status: int):
