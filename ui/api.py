@@ -13,7 +13,7 @@ from quart import Blueprint, current_app, jsonify, request
 from mtor_node.intents import IntentError
 
 from .encoding import intent_from_json, jsonable
-from .intake import follow, http_status, submit, ui_state
+from .intake import BadJson, follow, read_json, http_status, submit, ui_state
 
 api = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
@@ -38,8 +38,11 @@ def require_sysop():
 
 async def json_body(required: bool = True):
     """The request body as a JSON object; None when absent and not required. Raises IntentError."""
-    body = await request.get_json(force=True, silent=True)
-    if body is None and not required and not await request.get_data():
+    try:
+        body = await read_json()
+    except BadJson:
+        raise IntentError("bad_request", "the body must be JSON") from None
+    if body is None and not required:
         return {}
     if not isinstance(body, dict):
         raise IntentError("bad_request", "the body must be a JSON object")

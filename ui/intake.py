@@ -5,11 +5,12 @@ Following the events here is also where the metrics learn each intent's outcome 
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
-from quart import current_app
+from quart import current_app, request
 
 from mtor_node.intents import KINDS, Intent, IntentError
 
@@ -29,6 +30,22 @@ class UiState:
     metrics: Metrics = field(default_factory=Metrics)
     connections: set = field(default_factory=set)
     broadcasts: list[dict] = field(default_factory=list)  # the last few, for pages that connect later
+
+
+class BadJson(Exception):
+    pass
+
+
+async def read_json():
+    """The request body parsed as JSON; None when empty. Raises BadJson for anything unreadable
+    (quart's get_json raises on invalid UTF-8, which would be a 500)."""
+    raw = await request.get_data(cache=True, as_text=False)
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadJson() from None
 
 
 def ui_state() -> UiState:

@@ -19,7 +19,7 @@ from quart import Blueprint, jsonify, request
 from mtor_node.intents import IntentError
 
 from .api import node
-from .intake import follow, http_status, run_to_end, submit, ui_state
+from .intake import BadJson, follow, read_json, http_status, run_to_end, submit, ui_state
 
 openai_bp = Blueprint("openai", __name__, url_prefix="/v1")
 
@@ -55,7 +55,10 @@ def _final_error(final: dict) -> OpenAIError:
 
 
 async def _body() -> dict:
-    body = await request.get_json(force=True, silent=True)
+    try:
+        body = await read_json()
+    except BadJson:
+        body = None
     if not isinstance(body, dict):
         raise OpenAIError("the body must be a JSON object")
     return body

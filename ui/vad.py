@@ -32,6 +32,7 @@ class Segmenter:
         self.pre_roll: deque[np.ndarray] = deque(maxlen=max(1, pre_roll_ms // FRAME_MS))
         self.noise = min_rms / ratio
         self.pending = np.zeros(0, dtype=np.int16)
+        self.odd_byte = b""
         self.current: list[np.ndarray] | None = None
         self.loud_run = 0
         self.quiet_run = 0
@@ -39,9 +40,9 @@ class Segmenter:
 
     def feed(self, pcm: bytes) -> list[bytes]:
         """Add little-endian int16 samples; returns the utterances that ended (as PCM bytes)."""
-        if len(pcm) % 2:
-            pcm = pcm[:-1]
-        samples = np.concatenate([self.pending, np.frombuffer(pcm, dtype="<i2")])
+        pcm = self.odd_byte + pcm  # a chunk may end mid-sample
+        self.odd_byte = pcm[-1:] if len(pcm) % 2 else b""
+        samples = np.concatenate([self.pending, np.frombuffer(pcm[:len(pcm) // 2 * 2], dtype="<i2")])
         n = len(samples) // self.frame * self.frame
         self.pending = samples[n:].copy()
         out: list[bytes] = []
