@@ -91,6 +91,11 @@ class Broker:
             self.counters["rejected"] += 1
             raise IntentError("banned", f"user {intent.user!r} is banned on this node")
         target = self._local_model(intent)
+        if not local_only and self.remote is not None and intent.max_price is not None:
+            plan = self.remote.plan(intent, local_model=target)
+            if plan.reason == "over_max_price":
+                self.counters["rejected"] += 1
+                raise IntentError("price", plan.message)
         if target is None and (local_only or not (self.remote and self.remote.can_serve(intent))):
             self.counters["rejected"] += 1
             why = self.models.why_not(intent.kind, intent.model) if self.models else ""
@@ -122,6 +127,15 @@ class Broker:
         else:  # its task has not started yet: it will see the reason at once
             ticket.go.set()
         return True
+
+    def oldest_waiting(self, local_only: bool = False) -> tuple[str, float] | None:
+        """(kind, seconds waiting) of the oldest queued intent: the surge meter's early signal."""
+        now = time.monotonic()
+        waiting = [t for t in self.tickets.values() if t.state == "queued" and (t.local_only or not local_only)]
+        if not waiting:
+            return None
+        oldest = min(waiting, key=lambda t: t.submitted)
+        return oldest.intent.kind, now - oldest.submitted
 
     def queue_snapshot(self) -> list[dict]:
         order = {t.intent.id: i for i, t in enumerate(self.queue.order(), start=1)}
@@ -157,13 +171,17 @@ class Broker:
         if self.inflight >= self.max_inflight:
             return False
         local = self._local_model(ticket.intent)
-        if local and self.models.has_capacity(local):
-            ticket.target = local
-            return True
-        if not ticket.local_only and self.remote and self.remote.can_serve(ticket.intent):
-            ticket.target = "remote"
-            return True
-        return False
+        local_free = bool(local) and self.models.has_capacity(local)
+        if ticket.local_only or self.remote is None:
+            if local_free:
+                ticket.target = local
+            return local_free
+        # The node's own worker competes with the realm's on equal terms: cheapest, then fastest.
+        plan = self.remote.plan(ticket.intent, local_model=local if local_free else None)
+        if not plan.ok:
+            return False
+        ticket.target = local if plan.best.local else "remote"
+        return True
 
     async def _dispatch_forever(self) -> None:
         while True:
@@ -225,8 +243,12 @@ class Broker:
                 final = {"type": "error", "id": intent.id, "code": "cancelled", "message": ticket.cancel_reason}
                 ticket.state = "cancelled"
             else:
+                why = ""
+                if not ticket.dispatched and self.remote is not None and not ticket.local_only:
+                    why = self.remote.plan(intent, local_model=self._local_model(intent)).message
                 final = {"type": "error", "id": intent.id, "code": "timeout",
-                         "message": f"the intent did not finish within its {intent.timeout:g} s time limit"}
+                         "message": f"the intent did not finish within its {intent.timeout:g} s time limit"
+                                    + (f" (still queued: {why})" if why else "")}
                 ticket.state = "failed"
         self._finish(ticket, final, started)
 

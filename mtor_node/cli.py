@@ -79,6 +79,8 @@ def _overrides(args) -> dict:
         o["p2p.airgap"] = True
     if args.no_p2p:
         o["p2p.enabled"] = False
+    if args.peaking is not None:
+        o["prices.peaking"] = args.peaking
     return o
 
 
@@ -87,6 +89,8 @@ def cmd_start(args) -> int:
 
     from . import config as config_mod
     from .identity import IdentityError
+    from federation.pricing import PriceError, parse_prices
+
     from .node import Node, StartError, prepare_data_dir, run_until_signalled
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -103,7 +107,8 @@ def cmd_start(args) -> int:
             token = (d / "sysop.token").read_text().strip()
             print(f"first start: wrote {d / 'mtor.toml'}\nsysop token (keep it; also in {d / 'sysop.token'}): {token}", flush=True)
         node = Node(d, cfg)
-    except (config_mod.ConfigError, IdentityError, StartError) as e:
+        node.price_overrides = parse_prices(args.price or [])
+    except (config_mod.ConfigError, IdentityError, StartError, PriceError) as e:
         print(f"mtor-node: {e}", file=sys.stderr)
         return 1
 
@@ -295,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peer", action="append", default=None, metavar="MULTIADDR", help="a peer to connect to (repeatable)")
     p.add_argument("--airgap", action="store_true", help="no public bootstrap peers, no chain calls; peers only from --peer")
     p.add_argument("--no-p2p", action="store_true", help="run standalone, without joining a realm")
+    p.add_argument("--price", action="append", default=None, metavar="KIND=MICROTOKENS",
+                   help="override a base price without editing the config (repeatable; KIND@MODEL too)")
+    p.add_argument("--peaking", type=float, default=None, help="take work only while this worker's surge is at least this")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.set_defaults(func=cmd_start)
 

@@ -37,6 +37,14 @@ class Identity:
         return base58.b58encode(self.public_key).decode()
 
 
+def pubkey_from_peer_id(peer_id: str) -> bytes:
+    """The Ed25519 public key inside an Ed25519 libp2p peer id (identity multihash)."""
+    raw = base58.b58decode(peer_id)
+    if len(raw) != 38 or raw[:6] != b"\x00\x24\x08\x01\x12\x20":
+        raise ValueError(f"{peer_id!r} is not an Ed25519 peer id")
+    return raw[6:]
+
+
 def create(path: Path) -> Identity:
     """Write a new seed with mode 0600 from the first byte on (no window where others can read it)."""
     seed = os.urandom(32)

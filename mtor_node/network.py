@@ -17,17 +17,22 @@ from typing import Awaitable, Callable
 
 import trio
 
-from federation import Federation
+from federation import Federation, market
 from federation.intent_protocol import IntentFailed
+from federation.messages import MessageFailed, Messenger
+from federation.pricing import PriceTable, SurgeMeter, accepts_work, estimate_units
 from federation.realm import Realm, parse_secret, public_realm
 
 from . import __version__, hardware
 from .backends import BackendError
+from .identity import pubkey_from_peer_id
 from .intents import Intent, IntentError
 
 log = logging.getLogger("mtor.network")
 
-ANNOUNCE_REFRESH_S = 5.0  # queue depth and model states change: re-offer this often (sent only on change)
+ANNOUNCE_REFRESH_S = 2.0  # queue depth, surge and model states change: re-offer this often (sent only on change)
+MAX_ATTEMPTS = 3  # workers tried per intent before the broker gives up
+PAY_RETRIES = 3
 
 
 def realm_from_config(cfg) -> Realm:
@@ -52,14 +57,23 @@ class Network:
             airgap=cfg["p2p.airgap"],
         )
         self.hardware: dict = {"gpus": [], "cpu": {"cores": 0, "ram": 0}}
+        self.prices = PriceTable({k: cfg[f"prices.{k}"] for k in ("chat", "vision", "imagine", "transcribe", "speak")
+                                  if cfg[f"prices.{k}"]}).with_overrides(getattr(node, "price_overrides", {}))
+        self.peaking = cfg["prices.peaking"] or None
+        self.surge = SurgeMeter()
+        self.messenger: Messenger | None = None
+        self.counters = {"paid": 0, "earned": 0, "pay_failed": 0, "price_moved": 0, "refused_credit": 0}
 
     # ---- running ------------------------------------------------------------------------------
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         if "worker" in self.node.roles:
             self.fed.set_intent_handler(self.serve_peer_intent)
+        self.messenger = Messenger(self.fed.host)
+        self.messenger.on("pay", self._on_pay)
         self._offer()
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             await nursery.start(self.fed.run)
             task_status.started()
             # importing torch for the GPU probe takes seconds: not on the way to "ready"
@@ -73,11 +87,14 @@ class Network:
         """Tell the realm what this node's worker serves now (announced at once if it changed)."""
         models = self.node.models
         broker = self.node.broker
+        oldest = broker.oldest_waiting(local_only=True) if broker else None
+        surge = self.surge.tick(time.monotonic(), oldest_wait_s=oldest[1] if oldest else 0.0,
+                                oldest_kind=oldest[0] if oldest else None)
         caps = {
             **self.hardware,
             "models": models.models_by_kind() if models and "worker" in self.node.roles else {},
-            "prices": {},
-            "surge": 1.0,
+            "prices": self.prices.to_announcement(self.peaking),
+            "surge": surge,
             "queue": len(broker.queue) if broker else 0,
             "capacity": sum(s.spec.concurrency for s in models.states.values()) if models else 0,
             "version": __version__,
@@ -95,20 +112,68 @@ class Network:
                 "timeout": inputs.get("timeout", 300.0), "max_price": request.get("max_price"),
                 **{k: inputs[k] for k in ("messages", "prompt", "image", "audio") if k in inputs},
             })
+        except IntentError as e:
+            await send({"type": "error", "code": "bad_request", "message": e.message})
+            return
+        surge = self.surge.value()
+        if not accepts_work(surge, self.peaking):
+            await send({"type": "error", "code": "busy", "message": f"peaking worker: takes work at surge ≥ {self.peaking}, now {surge}"})
+            return
+        price = self.prices.quote(intent.kind, intent.params, model=intent.model, surge=surge, inputs=inputs)
+        moved = market.price_moved(intent.max_price, price)
+        if moved is not None:
+            self.counters["price_moved"] += 1
+            await send({"type": "error", "code": "price", "message": f"price moved: now {moved} micro-tokens, above your max price {intent.max_price}"})
+            return
+        ledger = self.node.ledger
+        requester = pubkey_from_peer_id(peer_id)
+        if price and ledger is not None:
+            try:
+                ledger.check_credit(requester, price, self.node.config["ledger.credit_limit"])
+            except Exception as e:  # CreditLimitExceeded, or a banned/unknown payer
+                self.counters["refused_credit"] += 1
+                await send({"type": "error", "code": "credit", "message": str(e)})
+                return
+        try:
             ticket = self.node.broker.submit(intent, local_only=True)
         except IntentError as e:
             code = "busy" if e.code in ("queue_full", "shutting_down") else "unsupported" if e.code == "no_model" else "bad_request"
             await send({"type": "error", "code": code, "message": e.message})
             return
+        started = None
         try:
-            await send({"type": "accepted", "price": 0, "queue": ticket.position})
+            await send({"type": "accepted", "price": price, "queue": ticket.position})
             async for event in ticket.events:
+                if event["type"] == "started":
+                    started = time.monotonic()
+                if event["type"] == "result":
+                    units = int(event.get("units", 0) or 0)
+                    self.surge.observe(intent.kind, time.monotonic() - (started or ticket.submitted),
+                                       (started or time.monotonic()) - ticket.submitted, units=max(units, 1),
+                                       now=time.monotonic())
+                    charge = self.prices.charge(intent.kind, units, surge, quoted=price, model=intent.model)
+                    event = {**event, "cost": charge}
+                    if charge and ledger is not None:
+                        receipt = ledger.make_receipt(intent.id, requester, intent.kind, intent.model, units, charge,
+                                                      _result_digest(event))
+                        event["ledger_receipt"] = receipt.to_dict()
                 frame = _to_frame(event)
                 if frame is not None:
                     await send(frame)
         finally:
             if ticket.state in ("queued", "running"):  # the requester went away or cancelled
                 self.node.broker.cancel(intent.id, "the requesting peer cancelled")
+
+    async def _on_pay(self, peer_id: str, body: dict) -> dict:
+        """A requester's signed pay entry for a job this worker delivered: append our earn."""
+        if self.node.ledger is None:
+            raise MessageFailed("no_ledger", "this node keeps no ledger")
+        try:
+            earn = self.node.ledger.accept_pay(body.get("entry"))
+        except Exception as e:  # every ledger error has a message that says what was wrong
+            raise MessageFailed(type(e).__name__, str(e)) from None
+        self.counters["earned"] += 1
+        return {"earn_seq": earn.seq}
 
     # ---- this node's broker asks the realm (RemoteRouter) ---------------------------------------
 
@@ -123,36 +188,149 @@ class Network:
                     counts[name] += 1
         return counts.most_common(1)[0][0] if counts else None
 
+    def offers(self, intent: Intent, model: str, units: int, local_model: str | None = None) -> list[market.Offer]:
+        """Every peer's offer for this intent, from the peer table; this node's worker on equal terms."""
+        out = []
+        for p in self.fed.peers.snapshot():
+            out.append(market.Offer.from_announcement(
+                p["peer_id"], p, intent.kind, model, units, health=p["health"], rtt_ms=p["rtt_ms"],
+                fresh=p["fresh"], blocked=p["blocked"]))
+        if local_model is not None:
+            broker = self.node.broker
+            out.append(market.Offer(
+                peer_id=self.node.peer_id, base_price=self.prices.base_quote(intent.kind, units, local_model),
+                surge=self.surge.value(), queue=len(broker.queue), local=True, rtt_ms=0.0,
+                capacity=self.node.models.states[local_model].spec.concurrency,
+                peaking_threshold=self.peaking))
+        return out
+
+    def plan(self, intent: Intent, local_model: str | None = None, exclude=()) -> market.RouteResult:
+        model = self._model_for(intent) or local_model or ""
+        units = estimate_units(intent.kind, intent.params, _inputs(intent))
+        return market.route(self.offers(intent, model, units, local_model), intent.max_price, exclude=exclude,
+                            kind=intent.kind, model=model or None)
+
     def can_serve(self, intent: Intent) -> bool:
-        model = self._model_for(intent)
-        if model and self.fed.candidates(intent.kind, model):
+        if self.plan(intent).ok:
             return True
-        # A fresh broker may know providers only through the DHT: let route() look them up.
+        # A fresh broker may know providers only through the DHT: let run_remote look them up.
         return bool(intent.model) and self.fed.dht is not None and self.fed.stats["connected_peers"] > 0
+
+    def quote(self, intent: Intent, local_model: str | None = None) -> dict:
+        """What the user sees before sending: the price of the best offer, or why there is none."""
+        plan = self.plan(intent, local_model)
+        best = plan.best
+        return {"ok": plan.ok, "price": best.price if best else plan.cheapest, "peer": best.peer_id if best else None,
+                "local": bool(best and best.local), "message": plan.message, "cheapest": plan.cheapest}
 
     async def run_remote(self, intent: Intent, emit: Callable[[dict], Awaitable[None]]) -> tuple[dict, str]:
         model = self._model_for(intent)
-        if model is None:
+        if model is None and intent.model is None:
             raise BackendError("no_model", f"no peer in the realm serves {intent.kind}")
-        inputs = {k: v for k, v in (("messages", intent.messages), ("prompt", intent.prompt),
-                                    ("image", intent.image), ("audio", intent.audio)) if v is not None}
+        model = model or intent.model
+        if not self.plan(intent).ok and self.fed.dht is not None:
+            with trio.move_on_after(min(3.0, intent.timeout / 2)):
+                await self.fed.discover(intent.kind, model)
+        inputs = _inputs(intent)
         inputs["timeout"] = intent.timeout
-        request = {"id": intent.id, "kind": intent.kind, "model": model, "params": dict(intent.params),
-                   "inputs": inputs, "max_price": intent.max_price}
+        ledger = self.node.ledger
+        deadline = trio.current_time() + intent.timeout - 0.5
+        tried: list[str] = []
+        last: IntentFailed | None = None
 
         async def on_event(frame: dict) -> None:
             event = _from_frame(frame)
             if event is not None:
                 await emit(event)
 
-        t0 = time.monotonic()
         try:
-            result = await self.fed.route(request, on_event, timeout=max(1.0, intent.timeout - 0.5))
-        except IntentFailed as e:
-            raise BackendError(e.code, e.message, retryable=e.retryable) from None
-        output = result.get("output") if isinstance(result.get("output"), dict) else {"output": result.get("output")}
-        log.debug("intent %s served by %s in %.3f s", intent.id, result.get("peer_id"), time.monotonic() - t0)
-        return {**output, "units": result.get("units", 0), "cost": result.get("price", 0)}, result.get("peer_id", "")
+            for _ in range(MAX_ATTEMPTS):
+                plan = self.plan(intent, exclude=tried + [self.node.peer_id])
+                if not plan.ok:
+                    if last is None:
+                        raise BackendError("no_candidates" if plan.reason == "no_candidates" else "price", plan.message)
+                    break
+                offer = plan.best
+                tried.append(offer.peer_id)
+                # The user pays at most their max price, and at most the quote they were shown.
+                limit = offer.price if intent.max_price is None else min(intent.max_price, offer.price)
+                if limit and ledger is not None:
+                    self._hold(intent, limit, offer.peer_id)
+                request = {"id": intent.id, "kind": intent.kind, "model": model, "params": dict(intent.params),
+                           "inputs": inputs, "max_price": limit if ledger is not None else intent.max_price}
+                remaining = deadline - trio.current_time()
+                if remaining <= 0:
+                    raise BackendError("timeout", f"no worker finished within {intent.timeout:g} s")
+                try:
+                    result = await self.fed.request_intent(offer.peer_id, request, on_event, remaining)
+                except IntentFailed as e:
+                    last = e
+                    if not e.retryable:
+                        raise BackendError(e.code, e.message) from None
+                    self.fed.counters["failovers"] += 1
+                    await emit({"type": "failover", "from": offer.peer_id, "code": e.code, "message": e.message})
+                    continue
+                output = result.get("output") if isinstance(result.get("output"), dict) else {"output": result.get("output")}
+                receipt = output.pop("ledger_receipt", None)
+                cost = 0
+                if receipt is not None and ledger is not None:
+                    cost = self._pay(intent.id, offer.peer_id, receipt)
+                elif ledger is not None:
+                    ledger.release(intent.id)
+                return {**output, "units": result.get("units", 0), "cost": cost}, offer.peer_id
+        except BaseException:
+            if ledger is not None:
+                ledger.release(intent.id)  # failure or cancel: nothing is owed
+            raise
+        raise BackendError(last.code if last else "no_candidates", f"all workers failed; last: {last.message if last else '-'}")
+
+    def _hold(self, intent: Intent, amount: int, peer_id: str) -> None:
+        from ledger import InsufficientFunds
+
+        try:
+            self.node.ledger.hold(intent.id, amount, pubkey_from_peer_id(peer_id))
+        except InsufficientFunds:
+            raise BackendError("insufficient_funds",
+                               f"not enough balance: available {self.node.ledger.available()} micro-tokens, "
+                               f"the price is {amount}") from None
+
+    def _pay(self, job: str, peer_id: str, receipt: dict) -> int:
+        """Check the worker's receipt and append our pay entry (durable); deliver it in the background."""
+        try:
+            pay = self.node.ledger.pay(receipt)
+        except Exception as e:
+            self.node.ledger.release(job)
+            log.warning("job %s: receipt from %s refused: %s", job, peer_id, e)
+            raise BackendError("bad_receipt", f"the worker's receipt was refused: {e}") from None
+        self.counters["paid"] += 1
+        self._nursery.start_soon(self._deliver_pay, peer_id, pay.to_dict())
+        return pay.body["amount"]
+
+    async def _deliver_pay(self, peer_id: str, entry: dict) -> None:
+        for attempt in range(PAY_RETRIES):
+            try:
+                await self.messenger.request(peer_id, "pay", {"entry": entry})
+                return
+            except MessageFailed as e:
+                if e.code not in ("timeout", "unreachable"):
+                    log.warning("pay entry refused by %s: %s", peer_id, e.message)
+                    break
+                await trio.sleep(1.0 * (attempt + 1))  # back-off between delivery attempts
+        self.counters["pay_failed"] += 1
+
+
+def _inputs(intent: Intent) -> dict:
+    return {k: v for k, v in (("messages", intent.messages), ("prompt", intent.prompt),
+                              ("image", intent.image), ("audio", intent.audio)) if v is not None}
+
+
+def _result_digest(event: dict) -> bytes:
+    import hashlib
+
+    from federation.wire import canonical
+
+    body = {k: v for k, v in event.items() if k not in ("type", "id", "peer", "duration_ms", "ledger_receipt")}
+    return hashlib.sha256(canonical(body)).digest()
 
 
 def _to_frame(event: dict) -> dict | None:

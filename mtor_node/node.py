@@ -108,6 +108,7 @@ class Node:
             except (RealmSecretError, ValueError) as e:
                 raise StartError(f"invalid p2p.realm_secret / --realm-secret: {e}") from None
         self.ledger = None  # ledger.Ledger
+        self.price_overrides: dict[str, int] = {}  # --price KIND=MICROTOKENS
         self.network = None  # mtor_node.network.Network when the p2p layer runs
         self.federation = None  # its federation.Federation
         self._cancel = trio.CancelScope()
