@@ -1,0 +1,111 @@
+"""Paid intents in a realm of real nodes in one trio process: cheapest wins, quotes, peaking,
+max price, and the ledger exchange (hold -> receipt -> pay -> earn) paying exactly once."""
+
+from contextlib import AsyncExitStack
+
+import pytest
+import trio
+
+from mtor_node.intents import Intent, IntentError
+from tests.conftest import running_node
+
+ECHO = {"echo-chat": {"kind": "chat", "backend": "echo", "concurrency": 4, "default": True}}
+GRANT = 10_000_000  # the broker's dev grant: 10 $9000
+
+
+async def start_realm(stack, tmp_path, workers, broker_grant=GRANT):
+    """workers: list of (chat price, extra [prices] keys). Returns (broker, [worker nodes])."""
+    nodes = []
+    first_addr = None
+    for i, (price, extra) in enumerate(workers):
+        p2p = {"enabled": True, "peers": [first_addr] if first_addr else []}
+        node = await stack.enter_async_context(running_node(
+            tmp_path / f"w{i}", ECHO, p2p=p2p, node={"roles": ["worker"]}, prices={"chat": price, **extra}))
+        first_addr = first_addr or node.federation.listen_addrs[0]
+        nodes.append(node)
+    broker = await stack.enter_async_context(running_node(
+        tmp_path / "broker", {}, p2p={"enabled": True, "peers": [first_addr]}, node={"roles": ["broker"]},
+        ledger={"dev_grant": broker_grant}))
+    with trio.fail_after(30):  # every worker's offer has reached the broker
+        while True:
+            seen = {p["peer_id"]: p for p in broker.federation.peers.snapshot() if p["fresh"] and p["models"].get("chat")}
+            if all(w.peer_id in seen for w in nodes):
+                break
+            await trio.sleep(0.05)
+    return broker, nodes
+
+
+def chat(text, **kw):
+    i = Intent(kind="chat", messages=[{"role": "user", "content": text}], user="alice", **kw)
+    i.validate()
+    return i
+
+
+async def run(broker, intent):
+    with trio.fail_after(30):
+        events = [e async for e in broker.broker.submit(intent).events]
+    return events[-1]
+
+
+async def wait_earned(worker, count):
+    with trio.fail_after(15):
+        while worker.network.counters["earned"] < count:
+            await trio.sleep(0.02)
+
+
+async def test_cheapest_worker_serves_and_is_paid_exactly_once(tmp_path):
+    async with AsyncExitStack() as stack:
+        broker, workers = await start_realm(stack, tmp_path, [(4000, {}), (1000, {}), (3000, {}), (2000, {})])
+        cheapest = workers[1]
+        quote = broker.network.quote(chat("x y z"))
+        assert quote["ok"] and quote["peer"] == cheapest.peer_id
+        costs = []
+        for i in range(5):
+            final = await run(broker, chat(f"paid intent number {i}"))
+            assert final["type"] == "result" and final["peer"] == cheapest.peer_id, final
+            costs.append(final["cost"])
+        # 4 words at 1000 per 1k tokens, rounded up: 4 micro-tokens each
+        assert costs == [4] * 5
+        await wait_earned(cheapest, 5)
+        spent = GRANT - broker.ledger.balance()
+        assert spent == sum(costs) == cheapest.ledger.balance()
+        assert broker.ledger.available() == broker.ledger.balance()  # no hold left behind
+        for other in (workers[0], workers[2], workers[3]):
+            assert other.ledger.balance() == 0
+        for n in (broker, *workers):
+            assert n.ledger.verify().ok
+        # the same receipt cannot be paid twice
+        from ledger import AlreadyPaid
+        pay = next(e for e in broker.ledger.entries(broker.ledger.pubkey) if e.kind == "pay")
+        with pytest.raises(AlreadyPaid):
+            broker.ledger.pay(pay.body["receipt"])
+
+
+async def test_max_price_below_every_quote_names_the_cheapest(tmp_path):
+    async with AsyncExitStack() as stack:
+        broker, workers = await start_realm(stack, tmp_path, [(5000, {}), (2000, {})])
+        # default max_tokens 256 at 2000 per 1k -> the cheapest quote is 512 micro-tokens
+        with pytest.raises(IntentError) as e:
+            broker.broker.submit(chat("too cheap", max_price=100))
+        assert e.value.code == "price" and "the cheapest is 512" in e.value.message
+        final = await run(broker, chat("fair price", max_price=600))
+        assert final["type"] == "result" and final["peer"] == workers[1].peer_id
+
+
+async def test_peaking_worker_gets_no_work_at_normal_surge(tmp_path):
+    async with AsyncExitStack() as stack:
+        broker, workers = await start_realm(stack, tmp_path, [(100, {"peaking": 2.0}), (3000, {})])
+        for i in range(3):
+            final = await run(broker, chat(f"not for the peaker {i}"))
+            assert final["peer"] == workers[1].peer_id
+        assert workers[0].broker.counters["submitted"] == 0
+
+
+async def test_not_enough_balance_is_refused_before_dispatch(tmp_path):
+    async with AsyncExitStack() as stack:
+        broker, workers = await start_realm(stack, tmp_path, [(1_000_000, {})], broker_grant=10)
+        final = await run(broker, chat("expensive words here"))
+        assert final["type"] == "error" and final["code"] == "insufficient_funds"
+        assert "available 10" in final["message"]
+        assert workers[0].broker.counters["submitted"] == 0
+        assert broker.ledger.available() == 10
