@@ -27,6 +27,7 @@ log = logging.getLogger("mtor.chain")
 # PublicKey {Type: Ed25519 (0x08 0x01), Data (0x12 0x20): 32-byte key}
 PEER_ID_PREFIX = b"\x00\x24\x08\x01\x12\x20"
 RESTART_S = 30.0  # the anchorer restarts this long after an unexpected failure (RPC down...)
+CHECK_S = 5.0  # how often the anchorer looks at what is pending
 
 
 # --- peer id <-> Solana address ------------------------------------------------------------
@@ -117,7 +118,8 @@ async def run_chain_tasks(node) -> None:
             try:
                 # run_anchorer retries AnchorError itself; anything else (RPC unreachable, a bad
                 # answer) ends it: log, wait, start it again
-                await run_anchorer(node.ledger.store, client, cc.anchor_every_entries, cc.anchor_every_s)
+                await run_anchorer(node.ledger.store, client, cc.anchor_every_entries, cc.anchor_every_s,
+                                   check_s=CHECK_S)
             except Exception as e:  # noqa: BLE001 - a chain outage must not end the node
                 log.warning("anchoring failed (%s: %s); retrying in %.0f s", type(e).__name__, e, RESTART_S)
                 await trio.sleep(RESTART_S)
