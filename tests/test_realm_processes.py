@@ -13,9 +13,9 @@ SLOW_ECHO = {"echo-chat": {"kind": "chat", "backend": "echo", "concurrency": 4, 
                            "options": {"delay_s": 0.05}}}
 
 
-def start(tmp_path, name, models, *extra):
+def start(tmp_path, name, models, *extra, **sections):
     d = tmp_path / name
-    write_config(d, models, http={"port": free_port()}, p2p={"port": free_port(), "host": "127.0.0.1"})
+    write_config(d, models, http={"port": free_port()}, p2p={"port": 0, "host": "127.0.0.1"}, **sections)
     node = RunningNode(d, *extra)
     node.wait_ready()
     st = json.loads(cli("status", "--json", data_dir=d, check=True).stdout)
@@ -27,11 +27,11 @@ def start(tmp_path, name, models, *extra):
 def realm(tmp_path):
     nodes = []
     try:
-        w1 = start(tmp_path, "w1", SLOW_ECHO)
+        w1 = start(tmp_path, "w1", SLOW_ECHO, prices={"chat": 1000})
         nodes.append(w1)
-        w2 = start(tmp_path, "w2", SLOW_ECHO, "--peer", w1.addr)
+        w2 = start(tmp_path, "w2", SLOW_ECHO, "--peer", w1.addr, prices={"chat": 1000})
         nodes.append(w2)
-        b = start(tmp_path, "b", {}, "--roles", "broker", "--peer", w1.addr)
+        b = start(tmp_path, "b", {}, "--roles", "broker", "--peer", w1.addr, ledger={"dev_grant": 1_000_000})
         nodes.append(b)
         yield w1, w2, b
     finally:
@@ -86,6 +86,15 @@ def test_broker_finds_workers_and_failover_survives_a_killed_worker(realm):
     assert final["peer"] == survivor.peer_id
     assert any(e["type"] == "failover" for e in events)
     assert final["text"] == body["messages"][0]["content"]
+    # paid once, to the worker that delivered: 120 tokens at 1000 per 1k + the quick one's 3
+    assert final["cost"] == 120
+    wallet = lambda n: httpx.get(n.url + "/api/v1/status").json()["wallet"]  # noqa: E731
+    assert wallet(b)["balance"] == 1_000_000 - 3 - 120 and wallet(b)["held"] == 0
+    wait_for(lambda: wallet(survivor)["balance"] in (120, 123))
+    import sqlite3
+    earned = sqlite3.connect(killed.data_dir / "mtor.db").execute(
+        "SELECT COUNT(*) FROM ledger_entries WHERE kind='earn'").fetchone()[0]
+    assert earned <= 1  # at most the quick intent, never the job it did not finish
 
 
 def test_wrong_realm_secret_cannot_join_and_says_so_quickly(tmp_path):
