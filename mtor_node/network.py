@@ -75,12 +75,6 @@ class Network:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.fed.run)
-            if not self.fed.listen_addrs:  # py-libp2p logs a failed listen and carries on deaf
-                from .node import StartError
-
-                cfg = self.node.config
-                raise StartError(f"cannot listen for peers on {cfg['p2p.host']}:{cfg['p2p.port']} (in use?); "
-                                 f"choose another with --p2p-port, or 0 for any free port")
             task_status.started()
             # importing torch for the GPU probe takes seconds: not on the way to "ready"
             self.hardware = await trio.to_thread.run_sync(hardware.probe)

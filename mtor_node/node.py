@@ -160,6 +160,8 @@ class Node:
                     if self.config["p2p.enabled"]:
                         from .network import Network
 
+                        if self.config["p2p.port"]:  # py-libp2p logs a failed listen and carries on deaf
+                            _check_port_free(self.config["p2p.host"], self.config["p2p.port"], "--p2p-port")
                         self.network = Network(self)
                         self.federation = self.network.fed
                         self.broker.remote = self.network
@@ -256,7 +258,7 @@ class Node:
             os.environ.pop("HF_HUB_OFFLINE", None)
 
 
-def _check_port_free(host: str, port: int) -> None:
+def _check_port_free(host: str, port: int, flag: str = "--port") -> None:
     """Fail with a clear message before hypercorn buries the bind error in an exception group."""
     import socket
 
@@ -267,7 +269,7 @@ def _check_port_free(host: str, port: int) -> None:
             s.bind((host, port))
         except OSError as e:
             raise StartError(f"cannot listen on {host}:{port}: {e.strerror or e}; is another program using "
-                             f"the port? choose another with --port") from None
+                             f"the port? choose another with {flag}") from None
 
 
 async def run_until_signalled(node: Node, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
