@@ -164,6 +164,12 @@ def cmd_status(args) -> int:
 def run_intent(args, intent: dict, on_event=None) -> dict:
     """Send an intent, print streamed text as it comes (unless --json), return the final event."""
     client = client_of(args, timeout=intent.get("timeout", 300) + 10)
+    if getattr(args, "max_price", None) is not None:
+        intent["max_price"] = args.max_price
+    if not args.json:
+        q = client.post("/api/v1/quote", json=client.encode_intent(intent))
+        if q.get("ok") and q.get("price"):
+            print(f"[quote: {q['price']} micro-tokens, {'this node' if q.get('local') else q.get('peer')}]", file=sys.stderr, flush=True)
     final = None
     t0 = time.monotonic()
     for event in client.stream_intent(intent, timeout=intent.get("timeout", 300) + 10):
@@ -173,6 +179,8 @@ def run_intent(args, intent: dict, on_event=None) -> dict:
             print(f"[queued at position {event['position']}]", file=sys.stderr, flush=True)
         elif on_event:
             on_event(event)
+        if event["type"] == "failover" and not args.json:
+            print(f"\n[worker {event.get('from')} failed ({event.get('code')}); retrying on another]", file=sys.stderr, flush=True)
         if event["type"] in ("result", "error"):
             final = event
     if final is None:
@@ -321,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", default="cli", help="the user name the queue is fair between")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds, queue wait included")
     p.add_argument("--json", action="store_true", help="print the answer with serving peer, price and time as JSON")
+    p.add_argument("--max-price", type=int, default=None, help="the most to pay, in micro-tokens (default: the quote)")
     p.set_defaults(func=cmd_chat)
 
     def intent_parser(name, help):
@@ -330,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--user", default="cli", help="the user name the queue is fair between")
         p.add_argument("--timeout", type=float, default=300.0, help="seconds, queue wait included")
         p.add_argument("--json", action="store_true", help="print the result with serving peer, price and time as JSON")
+        p.add_argument("--max-price", type=int, default=None, help="the most to pay, in micro-tokens (default: the quote)")
         return p
 
     p = intent_parser("transcribe", "speech to text: transcribe a wav, webm, ogg or mp3 file")

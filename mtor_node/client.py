@@ -81,12 +81,18 @@ class NodeClient:
     def post(self, path: str, **kw) -> dict:
         return self._request("POST", path, **kw)
 
-    def stream_intent(self, intent: dict, timeout: float | None = None) -> Iterator[dict]:
-        """POST an intent and yield its events; bytes come back decoded from `*_b64` fields."""
+    @staticmethod
+    def encode_intent(intent: dict) -> dict:
+        """JSON body of an intent: image/audio bytes travel as base64 in `*_b64` fields."""
         body = dict(intent)
         for name in ("image", "audio"):
             if isinstance(body.get(name), (bytes, bytearray)):
                 body[name + "_b64"] = base64.b64encode(body.pop(name)).decode()
+        return body
+
+    def stream_intent(self, intent: dict, timeout: float | None = None) -> Iterator[dict]:
+        """POST an intent and yield its events; bytes come back decoded from `*_b64` fields."""
+        body = self.encode_intent(intent)
         try:
             with self.http.stream("POST", "/api/v1/intents", params={"stream": "1"}, json=body,
                                   timeout=httpx.Timeout(10.0, read=timeout)) as r:

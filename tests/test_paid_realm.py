@@ -85,6 +85,10 @@ async def test_max_price_below_every_quote_names_the_cheapest(tmp_path):
     async with AsyncExitStack() as stack:
         broker, workers = await start_realm(stack, tmp_path, [(5000, {}), (2000, {})])
         # default max_tokens 256 at 2000 per 1k -> the cheapest quote is 512 micro-tokens
+        import httpx
+        async with httpx.AsyncClient(base_url=broker.http_url) as client:
+            q = (await client.post("/api/v1/quote", json={"kind": "chat", "prompt": "how much?"})).json()
+        assert q["ok"] and q["price"] == 512 and q["peer"] == workers[1].peer_id
         with pytest.raises(IntentError) as e:
             broker.broker.submit(chat("too cheap", max_price=100))
         assert e.value.code == "price" and "the cheapest is 512" in e.value.message

@@ -39,3 +39,24 @@ async def block(peer_id: str):
 @realm_api.post("/peers/<peer_id>/unblock")
 async def unblock(peer_id: str):
     return await _block(peer_id, False)
+
+
+@realm_api.post("/quote")
+async def quote():
+    """The price of an intent before it is sent: the best offer in the realm (own worker included)."""
+    from mtor_node.intents import Intent, IntentError
+
+    from .api import read_json
+    from .encoding import intent_from_json
+
+    n = node()
+    try:
+        intent = Intent.from_dict(intent_from_json(await read_json()))
+    except IntentError as e:
+        return error(e.code, e.message)
+    local = n.models.resolve(intent.kind, intent.model) if n.models else None
+    if n.network is None:
+        ok = local is not None
+        return jsonify({"ok": ok, "price": 0 if ok else None, "peer": n.peer_id if ok else None, "local": ok,
+                        "message": "" if ok else f"no local model serves {intent.kind}"})
+    return jsonify(n.network.quote(intent, local_model=local))
