@@ -59,7 +59,9 @@ async def test_five_nodes_gossip_and_streamed_intent(network):
             await a.request_intent(feds[2].peer_id, {"kind": "chat", "model": "echo"}, None, 5)
         assert ei.value.code == "blocked"
         a.unblock(feds[2].peer_id)
-        assert all(v == 0 for k, v in a.stats["caps_rejected"].items() if k != "rate_limited")
+        # honest nodes: nothing forged/malformed/absurd ("replayed" happens: GossipSub re-sends
+        # recent messages to newly connected peers)
+        assert not {"forged", "malformed", "absurd", "oversized"} & set(a.stats["caps_rejected"])
 
 
 async def test_failover_when_handler_dies_and_when_host_stops(network):
