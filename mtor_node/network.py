@@ -83,6 +83,10 @@ class Network:
                 await trio.sleep(ANNOUNCE_REFRESH_S)
                 self._offer()
 
+    def set_prices(self, table: PriceTable, peaking: float | None) -> None:
+        self.prices, self.peaking = table, peaking
+        self._offer()  # announced at once
+
     def _offer(self) -> None:
         """Tell the realm what this node's worker serves now (announced at once if it changed)."""
         models = self.node.models

@@ -114,3 +114,30 @@ def test_wrong_realm_secret_cannot_join_and_says_so_quickly(tmp_path):
             c.stop()
     finally:
         a.stop()
+
+
+def test_traffic_moves_between_workers_as_prices_change(tmp_path):
+    nodes = []
+    try:
+        w1 = start(tmp_path, "w1", SLOW_ECHO, prices={"chat": 1000})
+        nodes.append(w1)
+        w2 = start(tmp_path, "w2", SLOW_ECHO, "--peer", w1.addr, "--price", "chat=2000")
+        nodes.append(w2)
+        b = start(tmp_path, "b", {}, "--roles", "broker", "--peer", w1.addr, ledger={"dev_grant": 1_000_000})
+        nodes.append(b)
+        wait_for(lambda: all(peers_of(b).get(w.peer_id, {}).get("models", {}).get("chat") for w in (w1, w2)))
+
+        def served_by():
+            return json.loads(cli("chat", "--json", "who serves this", data_dir=b.data_dir, check=True).stdout)["peer"]
+
+        assert [served_by() for _ in range(3)] == [w1.peer_id] * 3
+        token = (w1.data_dir / "sysop.token").read_text().strip()
+        r = httpx.post(w1.url + "/api/v1/prices", json={"prices": {"chat": 5000}}, headers={"X-Sysop-Token": token})
+        assert r.status_code == 200, r.text
+        wait_for(lambda: peers_of(b)[w1.peer_id]["prices"].get("chat") == 5000)
+        assert [served_by() for _ in range(3)] == [w2.peer_id] * 3
+        assert httpx.post(w1.url + "/api/v1/prices", json={"prices": {"chat": -1}}, headers={"X-Sysop-Token": token}).status_code == 400
+        assert httpx.post(w1.url + "/api/v1/prices", json={"prices": {"chat": 1}}).status_code == 403
+    finally:
+        for n in nodes:
+            n.stop()

@@ -60,3 +60,44 @@ async def quote():
         return jsonify({"ok": ok, "price": 0 if ok else None, "peer": n.peer_id if ok else None, "local": ok,
                         "message": "" if ok else f"no local model serves {intent.kind}"})
     return jsonify(n.network.quote(intent, local_model=local))
+
+
+@realm_api.get("/prices")
+async def get_prices():
+    n = node()
+    if n.network is None:
+        return jsonify({"prices": {}, "surge": 1.0, "peaking": None})
+    return jsonify({"prices": dict(n.network.prices.prices), "surge": n.network.surge.value(), "peaking": n.network.peaking})
+
+
+@realm_api.post("/prices")
+async def set_prices():
+    """Sysop: change this worker's base prices and peaking threshold at run time (announced at once)."""
+    denied = require_sysop()
+    if denied:
+        return denied
+    from federation.pricing import PriceError, PriceTable
+
+    from mtor_node.intents import IntentError
+
+    from .api import read_json
+
+    n = node()
+    if n.network is None:
+        return error("no_network", "this node runs without the p2p layer", 409)
+    try:
+        body = await read_json()
+    except IntentError as e:
+        return error(e.code, e.message)
+    if not isinstance(body, dict) or not isinstance(body.get("prices", {}), dict):
+        return error("bad_request", 'send {"prices": {"chat": 1500, ...}, "peaking": 2.0}')
+    try:
+        table = n.network.prices.with_overrides(body.get("prices", {}))
+        PriceTable(table.prices)
+    except (PriceError, TypeError, ValueError) as e:
+        return error("bad_price", str(e))
+    peaking = body.get("peaking", n.network.peaking)
+    if peaking is not None and (isinstance(peaking, bool) or not isinstance(peaking, (int, float)) or not 0 <= peaking <= 10):
+        return error("bad_price", "peaking must be a number from 0 to 10 (0: off)")
+    n.network.set_prices(table, peaking or None)
+    return jsonify({"prices": dict(table.prices), "peaking": peaking or None})
