@@ -166,11 +166,19 @@ class Node:
                         self.federation = self.network.fed
                         self.broker.remote = self.network
                         await nursery.start(self.network.run)
+                        if self.ledger is not None:
+                            from .chain import install_grant_handler
+
+                            install_grant_handler(self)
                     await nursery.start(self._serve_http)
                     self._write_runtime()
                     self.ready_at = time.time()
                     log.info("mtor-node %s ready: %s (peer %s)", __version__, self.http_url, self.peer_id)
                     task_status.started(self)
+                    if self.ledger is not None:
+                        from .chain import run_chain_tasks
+
+                        nursery.start_soon(run_chain_tasks, self)
                     if self.models:
                         nursery.start_soon(self._start_models)
                         nursery.start_soon(self.models.unload_idle)

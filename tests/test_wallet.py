@@ -300,12 +300,10 @@ async def test_anchorer_task_anchors_and_survives_a_dead_rpc(tmp_path, caplog, m
         async with running_node(tmp_path / "a", ledger={"dev_grant": DEV, "rpc_url": srv.url, "anchor": True,
                                                         "anchor_every_entries": 1}) as node:
             srv.svm.airdrop(Pubkey.from_string(node.identity.solana_address), SOL)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(chain_mod.run_chain_tasks, node)
-                with trio.fail_after(30):
-                    while node.ledger.pending_anchor_range() is not None:
-                        await trio.sleep(0.1)  # polling a condition, bounded by fail_after
-                nursery.cancel_scope.cancel()
+            # the node started run_chain_tasks itself (ledger.anchor = true)
+            with trio.fail_after(30):
+                while node.ledger.pending_anchor_range() is not None:
+                    await trio.sleep(0.1)  # polling a condition, bounded by fail_after
             rep = node.ledger.verify()
             assert rep.ok and len(rep.anchors) == 1
     # with the RPC endpoint gone, the task logs and keeps running instead of ending the node
