@@ -10,7 +10,7 @@ from contextlib import aclosing
 import trio
 from quart import Blueprint, current_app, jsonify, request
 
-from mtor_node.intents import IntentError
+from mtor_node.intents import KINDS, Intent, IntentError
 
 from .encoding import intent_from_json, jsonable
 from .intake import BadJson, follow, read_json, http_status, submit, ui_state
@@ -140,12 +140,33 @@ async def stats():
 
 @api.get("/quote")
 async def quote():
-    """The price of an intent before it is sent: status()["quote"] when the node prices work, else free."""
-    kind = request.args.get("kind", "chat")
-    q = node().status().get("quote")
-    price = q.get(kind, 0) if isinstance(q, dict) else q if isinstance(q, int) and not isinstance(q, bool) else 0
-    return jsonify({"kind": kind, "price": price if isinstance(price, int) else 0, "unit": "micro-tokens",
-                    "free": not price})
+    """The price of an intent before it is sent: the best offer in the realm, or free on a node alone."""
+    kind, model = request.args.get("kind", "chat"), request.args.get("model") or None
+    if kind not in KINDS:
+        return error("bad_kind", f"kind {kind[:20]!r} is not one of {', '.join(KINDS)}")
+    n = node()
+    network = getattr(n, "network", None)
+    if network is None:
+        return jsonify({"kind": kind, "price": 0, "unit": "micro-tokens", "free": True, "ok": True, "message": ""})
+    try:
+        intent = Intent.from_dict({"kind": kind, "model": model, **SAMPLE_INPUTS[kind]})
+        local = n.models.resolve(kind, model) if n.models else None
+        q = network.quote(intent, local)
+    except IntentError as e:
+        return error(e.code, e.message)
+    price = q.get("price") if isinstance(q.get("price"), int) else None
+    return jsonify({"kind": kind, "price": price, "unit": "micro-tokens", "free": price == 0, "ok": bool(q.get("ok")),
+                    "peer": q.get("peer"), "local": bool(q.get("local")), "message": q.get("message") or ""})
+
+
+# A small typical input per kind, for quoting before the real one exists.
+SAMPLE_INPUTS = {
+    "chat": {"messages": [{"role": "user", "content": "hello"}]},
+    "vision": {"prompt": "Describe this image.", "image": b"\x89PNG"},
+    "imagine": {"prompt": "a picture"},
+    "transcribe": {"audio": b"RIFF"},
+    "speak": {"prompt": "hello"},
+}
 
 
 @api.post("/shutdown")

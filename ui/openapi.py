@@ -128,10 +128,13 @@ def openapi_document(node) -> dict:
                                   "responses": {"200": _resp("stats", {"type": "object", "required": ["queries"], "properties": {
                                       "queries": {"type": "array"}, "broker": {"type": "object"}, "outcomes": {"type": "array"},
                                       "connections": {"type": "integer"}}})}}},
-        "/api/v1/quote": {"get": {"summary": "Price of an intent before sending it (0: free)", "parameters": [
-            {"name": "kind", "in": "query", "schema": {"type": "string"}}],
-            "responses": {"200": _resp("quote", {"type": "object", "required": ["price"], "properties": {
-                "kind": {"type": "string"}, "price": {"type": "integer"}, "unit": {"type": "string"}, "free": {"type": "boolean"}}})}}},
+        "/api/v1/quote": {"get": {"summary": "Price of an intent before sending it: the best offer in the realm (0: free)",
+            "parameters": [{"name": "kind", "in": "query", "schema": {"enum": list(KINDS)}},
+                           {"name": "model", "in": "query", "schema": {"type": "string"}}],
+            "responses": json_or_err({"type": "object", "required": ["price", "ok"], "properties": {
+                "kind": {"type": "string"}, "price": {"type": ["integer", "null"]}, "unit": {"type": "string"},
+                "free": {"type": "boolean"}, "ok": {"type": "boolean"}, "peer": {"type": ["string", "null"]},
+                "message": {"type": "string"}}}, 400)}},
         "/api/v1/shutdown": {"post": {"summary": "Stop the node (sysop)", "security": SYSOP,
                                       "responses": json_or_err({"type": "object"}, *cross)}},
         "/api/v1/users": {"get": {"summary": "Users, nicknames and bans (sysop)", "security": SYSOP,
@@ -147,17 +150,48 @@ def openapi_document(node) -> dict:
             "requestBody": {"required": True, **_json({"type": "object", "required": ["message"], "properties": {
                 "message": {"type": "string", "minLength": 1, "maxLength": 500}}})},
             "responses": json_or_err({"type": "object", "properties": {"delivered": {"type": "integer"}}}, 400, *cross)}},
-        "/api/v1/peers/{peer_id}/block": {"post": {"summary": "Block a peer (sysop; 501 without federation)", "security": SYSOP,
-            "parameters": [PEER_PARAM], "responses": json_or_err({"type": "object"}, 400, 501, *cross)}},
-        "/api/v1/peers/{peer_id}/unblock": {"post": {"summary": "Unblock a peer (sysop; 501 without federation)", "security": SYSOP,
-            "parameters": [PEER_PARAM], "responses": json_or_err({"type": "object"}, 400, 501, *cross)}},
+        # realm_api.py
+        "/api/v1/peers": {"get": {"summary": "Peers of the realm: hardware, models, prices, surge, health, RTT",
+            "responses": {"200": _resp("peers", {"type": "object", "required": ["peers"], "properties": {
+                "realm": {"type": ["string", "null"]}, "peers": {"type": "array", "items": {"type": "object"}},
+                "stats": {"type": "object"}}})}}},
+        "/api/v1/peers/{peer_id}/block": {"post": {"summary": "Block a peer (sysop)", "security": SYSOP,
+            "parameters": [PEER_PARAM], "responses": json_or_err({"type": "object"}, 400, 409, *cross)}},
+        "/api/v1/peers/{peer_id}/unblock": {"post": {"summary": "Unblock a peer (sysop)", "security": SYSOP,
+            "parameters": [PEER_PARAM], "responses": json_or_err({"type": "object"}, 400, 409, *cross)}},
         "/api/v1/prices": {"post": {"summary": "Set base prices and the peaking threshold (sysop; 501 until the node prices work)",
             "security": SYSOP, "requestBody": {"required": True, **_json({"type": "object", "properties": {
                 "prices": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
                 "peaking_threshold": {"type": ["number", "null"], "minimum": 1, "maximum": 100}}})},
             "responses": json_or_err({"type": "object"}, 400, 501, *cross)}},
-        "/api/v1/anchor": {"post": {"summary": "Anchor the ledger now (sysop; 501 without a ledger)", "security": SYSOP,
-            "responses": json_or_err({"type": "object"}, 501, *cross)}},
+        # ledger_api.py (chain calls may fail upstream: 502/504 name the Solana RPC, not this node)
+        "/api/v1/wallet": {"get": {"summary": "Wallet: address, balance, holds, recent ledger entries (micro-tokens)",
+            "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 500}}],
+            "responses": json_or_err({"type": "object", "required": ["address", "balance"], "properties": {
+                "address": {"type": "string"}, "balance": {"type": "integer"}, "available": {"type": "integer"},
+                "recent": {"type": "array", "items": {"type": "object"}}}}, 400, 409)}},
+        "/api/v1/wallet/grant": {"post": {"summary": "Issue a grant voucher (sysop, realm authority)", "security": SYSOP,
+            "requestBody": {"required": True, **_json({"type": "object", "required": ["address", "amount"], "properties": {
+                "address": {"type": "string"}, "amount": {"type": "integer"}, "id": {"type": "string"}}})},
+            "responses": json_or_err({"type": "object"}, 400, 409, *cross)}},
+        "/api/v1/wallet/redeem": {"post": {"summary": "Credit a grant voucher to this node",
+            "requestBody": {"required": True, **_json({"type": "object", "required": ["voucher"], "properties": {"voucher": {"type": "string"}}})},
+            "responses": json_or_err({"type": "object"}, 400, 409, *cross)}},
+        "/api/v1/wallet/settle": {"post": {"summary": "Pay what this node owes peers on chain (sysop)", "security": SYSOP,
+            "requestBody": {"required": False, **_json({"type": "object", "properties": {
+                "peer": {"type": "string"}, "amount": {"type": "integer"}}})},
+            "responses": json_or_err({"type": "object"}, 400, 409, 502, 504, *cross)}},
+        "/api/v1/ledger/verify": {"post": {"summary": "Verify signatures, the hash chain and anchors",
+            "requestBody": {"required": False, **_json({"type": "object", "properties": {"chain": {"type": "boolean"}}})},
+            "responses": json_or_err({"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}}, 400, 409, *cross)}},
+        "/api/v1/ledger/anchor": {"post": {"summary": "Anchor the pending ledger entries on Solana now (sysop)", "security": SYSOP,
+            "responses": json_or_err({"type": "object", "required": ["anchored"], "properties": {"anchored": {"type": "boolean"}}},
+                                     409, 502, 504, *cross)}},
+        "/api/v1/ledger/export": {"get": {"summary": "This node's entries with their canonical bytes",
+            "parameters": [{"name": "format", "in": "query", "schema": {"enum": ["json", "jsonl"]}}],
+            "responses": {"200": {"description": "entries", "content": {"application/json": {"schema": {"type": "object"}},
+                                                                        "application/x-ndjson": {"schema": {"type": "string"}}}},
+                          **_errors(400, 409)}}},
         "/v1/chat/completions": {"post": {"summary": "OpenAI-compatible chat (stream=true: SSE chunks ending with data: [DONE])",
             "requestBody": {"required": True, **_json(_ref("ChatRequest"))},
             "responses": {"200": {"description": "a chat.completion, or an SSE stream of chat.completion.chunk",

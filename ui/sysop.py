@@ -1,7 +1,7 @@
 """Sysop actions under /api/v1: every one needs the X-Sysop-Token header.
 
-Features the node does not have yet (prices, anchoring, peer blocks without federation) answer
-501 with a message that says so, rather than pretending.
+Features the node does not have yet (setting prices at run time) answer 501 with a message that
+says so, rather than pretending. Peer blocks live in realm_api.py, anchoring in ledger_api.py.
 """
 
 from __future__ import annotations
@@ -88,27 +88,6 @@ async def broadcast():
     return jsonify({"delivered": delivered})
 
 
-async def _block(peer_id: str, blocked: bool):
-    fed = node().federation
-    fn = getattr(fed, "block" if blocked else "unblock", None) if fed is not None else None
-    if fn is None:
-        return not_available("blocking peers (no federation running)")
-    if not 1 <= len(peer_id) <= 128:
-        return error("bad_request", "peer_id must be 1–128 characters")
-    fn(peer_id)
-    return jsonify({"peer_id": peer_id, "blocked": blocked})
-
-
-@sysop.post("/peers/<peer_id>/block")
-async def block_peer(peer_id: str):
-    return await _block(peer_id, True)
-
-
-@sysop.post("/peers/<peer_id>/unblock")
-async def unblock_peer(peer_id: str):
-    return await _block(peer_id, False)
-
-
 @sysop.post("/prices")
 async def set_prices():
     """Body: {"prices": {kind: micro-tokens}, "peaking_threshold": number}. Needs node.set_prices."""
@@ -122,19 +101,12 @@ async def set_prices():
         return error("bad_request", "prices must map intent kinds to whole micro-tokens ≥ 0")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 1 <= threshold <= 100):
         return error("bad_request", "peaking_threshold must be a number from 1 to 100 (a surge multiplier)")
-    fn = getattr(node(), "set_prices", None)
+    n = node()
+    # The hook the node would offer: Network.set_prices(prices=..., peaking_threshold=...).
+    fn = getattr(getattr(n, "network", None), "set_prices", None) or getattr(n, "set_prices", None)
     if fn is None:
         return not_available("setting prices")
     result = fn(prices=prices, peaking_threshold=threshold)
     if hasattr(result, "__await__"):
         result = await result
     return jsonify({"prices": prices, "peaking_threshold": threshold, **(result if isinstance(result, dict) else {})})
-
-
-@sysop.post("/anchor")
-async def anchor_now():
-    fn = getattr(node(), "anchor_now", None)
-    if fn is None:
-        return not_available("anchoring (no ledger running)")
-    result = await fn()
-    return jsonify({"anchored": result is not None, "entry": result if isinstance(result, dict) else None})

@@ -110,7 +110,8 @@ class Connection:
         try:
             async with aclosing(follow(self.state, ticket)) as events:
                 async for event in events:
-                    await self.push(jsonable(event))
+                    # backends' chunk/progress events carry no id; a page multiplexes many intents
+                    await self.push(jsonable({**event, "id": ticket.intent.id}))
         finally:
             self.intents.pop(ticket.intent.id, None)
 

@@ -31,7 +31,7 @@ async def test_sysop_actions_need_the_token(ui_node):
     sysop = {"X-Sysop-Token": ui_node.sysop_token}
     async with http(ui_node) as c:
         for method, path in [("GET", "/api/v1/users"), ("POST", "/api/v1/users/bob/ban"), ("POST", "/api/v1/broadcast"),
-                             ("POST", "/api/v1/queue/x/cancel"), ("POST", "/api/v1/anchor"), ("POST", "/api/v1/prices")]:
+                             ("POST", "/api/v1/queue/x/cancel"), ("POST", "/api/v1/ledger/anchor"), ("POST", "/api/v1/prices")]:
             r = await c.request(method, path, json={})
             assert r.status_code == 403, (path, r.text)
             assert r.json()["error"]["code"] == "forbidden"
@@ -44,9 +44,8 @@ async def test_sysop_actions_need_the_token(ui_node):
         await c.post("/api/v1/users/bob/unban", headers=sysop)
         assert (await c.post("/api/v1/intents", json={"kind": "chat", "prompt": "hi", "user": "bob"})).status_code == 200
         # what the node cannot do yet says so
-        for path, body in [("/api/v1/anchor", None), ("/api/v1/prices", {"prices": {"chat": 5}}), ("/api/v1/peers/QmX/block", None)]:
-            r = await c.post(path, json=body, headers=sysop)
-            assert r.status_code == 501 and r.json()["error"]["code"] == "not_available"
+        r = await c.post("/api/v1/prices", json={"prices": {"chat": 5}}, headers=sysop)
+        assert r.status_code == 501 and r.json()["error"]["code"] == "not_available"
         r = await c.post("/api/v1/nickname", json={"user": "bob", "nickname": "Bobby"})
         assert r.status_code == 200
         r = await c.post("/api/v1/nickname", json={"user": "bob", "nickname": "<script>"})
@@ -92,7 +91,7 @@ async def test_metrics(ui_node):
     assert 'mtor_intents_total{kind="chat",outcome="rejected"} 1' in text
     assert 'mtor_intent_latency_seconds_bucket{kind="chat",le="+Inf"} 1' in text
     assert "mtor_queue_depth 0" in text and "mtor_peers 0" in text
-    assert "mtor_wallet_balance_micro" not in text  # no wallet on this node: not invented
+    assert "mtor_wallet_balance_micro 0" in text  # the ledger is on by default; a new node holds nothing
 
 
 async def test_websocket_submit_cancel_broadcast(ui_node):

@@ -1,0 +1,168 @@
+// The page: tabs, connection, nickname, dark mode, shortcuts, broadcasts; each tab is a module.
+
+import { api } from "./api.js";
+import { initChat } from "./chat.js";
+import { initGrid } from "./grid.js";
+import { initImagine } from "./imagine.js";
+import { initSysop } from "./sysop.js";
+import { $, $$, el, tokens } from "./util.js";
+import { initVision } from "./vision.js";
+import { initVoice } from "./voice.js";
+import { GridSocket } from "./ws.js";
+
+const TABS = ["chat", "vision", "imagine", "voice", "grid", "wallet", "sysop"];
+
+function userId() {
+  let id = localStorage.getItem("mtor.user");
+  if (!id) {
+    id = "web-" + [...crypto.getRandomValues(new Uint8Array(6))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    localStorage.setItem("mtor.user", id);
+  }
+  return id;
+}
+
+// ---- dark mode: remembered, else the system's preference -----------------------------------
+function applyTheme(dark) {
+  document.documentElement.classList.toggle("dark", dark);
+  localStorage.setItem("mtor.dark", dark ? "1" : "0");
+}
+const storedTheme = localStorage.getItem("mtor.dark");
+applyTheme(storedTheme === null ? matchMedia("(prefers-color-scheme: dark)").matches : storedTheme === "1");
+
+const user = userId();
+const socket = new GridSocket(user);
+const tabListeners = [];
+const senders = {};
+const jobs = new Set();
+let tab = "chat";
+
+const ctx = {
+  user,
+  socket,
+  currentTab: () => tab,
+  onTab: (fn) => tabListeners.push(fn),
+  onSend: (name, fn) => { senders[name] = fn; },
+  showTab,
+  track(job, where) { jobs.add(job); const forget = () => jobs.delete(job); job.handlers = wrapDone(job.handlers, forget); return job; },
+  notify,
+  speak: (text) => ctx.voice.speak(text),
+  blockPeer: (id, block) => ctx.sysop.blockPeer(id, block),
+  onStatus,
+};
+
+function wrapDone(handlers, fn) {
+  const out = { ...handlers };
+  for (const k of ["result", "error"]) {
+    const inner = handlers[k];
+    out[k] = (ev, job) => { fn(); if (inner) inner(ev, job); };
+  }
+  return out;
+}
+
+function showTab(name) {
+  if (!TABS.includes(name)) return;
+  tab = name;
+  for (const b of $$(".tabs button")) b.setAttribute("aria-selected", String(b.dataset.tab === name));
+  for (const t of TABS) $(`#${t}`).hidden = t !== name;
+  location.hash = name === "chat" ? "" : name;
+  tabListeners.forEach((fn) => fn(name));
+}
+
+function notify(text) {
+  const box = el("div", { class: "broadcast", role: "status" }, text);
+  $("#broadcasts").append(box);
+  setTimeout(() => box.remove(), 6000);
+}
+
+function showBroadcast(m) {
+  const box = el("div", { class: "broadcast", role: "alert", dataset: { from: m.from || "sysop" } },
+    el("b", { text: "Sysop: " }), m.message, el("button", { type: "button", text: "×", "aria-label": "dismiss", onclick: () => box.remove() }));
+  $("#broadcasts").append(box);
+}
+
+function stopAll() {
+  for (const job of jobs) job.cancel();
+  jobs.clear();
+  ctx.voice.stopSpeaking();
+}
+
+// ---- status: quote, model lists, node id --------------------------------------------------
+let quoteKind = "chat";
+async function onStatus(s) {
+  $("#node-id").textContent = s.peer_id ? `node ${s.peer_id}` : "";
+  $("#tab-wallet").hidden = false;
+  ctx.chat.setModels(s.models || []);
+  refreshQuote();
+}
+
+async function refreshQuote() {
+  try {
+    const q = await api(`/api/v1/quote?kind=${quoteKind}`);
+    $("#quote").textContent = q.ok || q.price !== null ? `next ${quoteKind}: ~${tokens(q.price ?? 0)}` : `next ${quoteKind}: ${q.message || "no offer"}`;
+    $("#quote").title = q.message || (q.peer ? `best offer from ${q.peer}` : "");
+  } catch { $("#quote").textContent = "—"; }
+}
+
+async function refreshStatus() {
+  try { onStatus(await api("/api/v1/status")); } catch { /* offline: the badge says so */ }
+}
+
+// ---- wiring -------------------------------------------------------------------------------
+ctx.chat = initChat(ctx);
+ctx.vision = initVision(ctx);
+ctx.imagine = initImagine(ctx);
+ctx.voice = initVoice(ctx);
+ctx.grid = initGrid(ctx);
+ctx.sysop = initSysop(ctx);
+
+for (const b of $$(".tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
+ctx.onTab((name) => { if (["chat", "vision", "imagine"].includes(name)) { quoteKind = name; refreshStatus(); } });
+
+socket.addEventListener("state", (e) => {
+  const badge = $("#conn");
+  badge.dataset.state = e.detail;
+  badge.textContent = { open: "connected", connecting: "connecting…", closed: "reconnecting…" }[e.detail];
+  if (e.detail === "open") refreshStatus();
+});
+socket.addEventListener("message", (e) => {
+  const m = e.detail;
+  if (m.type === "broadcast") showBroadcast(m);
+  else if (m.type === "welcome") {
+    for (const b of m.broadcasts || []) if (Date.now() / 1000 - b.at < 600) showBroadcast(b);
+    if (m.banned) notify("this user is banned on this node");
+  } else if (m.type === "error" && m.message) notify(m.message);
+});
+
+const nick = $("#nickname");
+nick.value = localStorage.getItem("mtor.nickname") || "";
+nick.addEventListener("change", async () => {
+  const nickname = nick.value.trim();
+  if (!nickname) return;
+  try {
+    await api("/api/v1/nickname", { method: "POST", body: { user, nickname } });
+    localStorage.setItem("mtor.nickname", nickname);
+    notify(`you are now ${nickname}`);
+  } catch (err) { notify(err.message); }
+});
+socket.addEventListener("state", (e) => {
+  const nickname = localStorage.getItem("mtor.nickname");
+  if (e.detail === "open" && nickname) api("/api/v1/nickname", { method: "POST", body: { user, nickname } }).catch(() => {});
+});
+
+$("#dark").addEventListener("click", () => applyTheme(!document.documentElement.classList.contains("dark")));
+$("#stop-all").addEventListener("click", stopAll);
+
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape") { stopAll(); return; }
+  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+    const send = senders[tab];
+    if (send) { e.preventDefault(); send(); }
+    return;
+  }
+  if (e.altKey && /^[1-7]$/.test(e.key)) { e.preventDefault(); showTab(TABS[Number(e.key) - 1]); return; }
+  if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "d") { e.preventDefault(); $("#dark").click(); }
+});
+
+showTab(TABS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "chat");
+socket.connect();
+window.mtor = ctx; // for the curious, and for tests
