@@ -15,6 +15,7 @@ py-libp2p 0.8.1 traps handled here:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -26,6 +27,11 @@ from libp2p.tools.anyio_service import background_trio_service
 from .realm import Realm
 
 log = logging.getLogger(__name__)
+
+
+# The public rendezvous key of the `grid` realm (as edgevpn does): a sha2-256 multihash, the
+# shape of key the Amino DHT takes provider records for.
+RENDEZVOUS_KEY = b"\x12\x20" + hashlib.sha256(b"mtor-node/grid/rendezvous/v1").digest()
 
 
 class RealmDHT:
@@ -71,9 +77,18 @@ class RealmDHT:
                 except Exception:
                     log.debug("dht provide failed", exc_info=True)
 
+    async def provide_key(self, key: bytes) -> None:
+        with trio.move_on_after(10):
+            await self.kad.provider_store.provide(key)
+
+    async def find_providers_of(self, key: bytes, *, timeout: float = 3.0) -> dict[str, list]:
+        return await self._find(key, count=20, timeout=timeout)
+
     async def find_workers(self, kind: str, model: str, *, count: int = 20, timeout: float = 3.0) -> dict[str, list]:
         """Peer id -> multiaddrs of providers of kind/model: local records + a network query."""
-        key = self._key(kind, model)
+        return await self._find(self._key(kind, model), count=count, timeout=timeout)
+
+    async def _find(self, key: bytes, *, count: int, timeout: float) -> dict[str, list]:
         store = self.kad.provider_store
         found: dict[str, list] = {}
 

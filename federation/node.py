@@ -25,6 +25,7 @@ from .intent_protocol import PROTOCOL as INTENT_PROTOCOL
 from .intent_protocol import Handler, IntentClient, IntentFailed, IntentServer, Limits, OnEvent
 from .keys import Signer
 from .peers import PeerTable
+from .reach import Reachability, ReachConfig, is_circuit
 from .realm import Realm, probe_realm, public_realm
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class _ConnWatcher(INotifee):
 
     async def connected(self, network, conn) -> None:
         try:
-            self.fed._on_connected(conn.muxed_conn.peer_id)
+            self.fed._on_connected(conn.muxed_conn.peer_id, conn)
         except Exception:  # a notifee must never break the swarm
             log.debug("connected notifee failed", exc_info=True)
 
@@ -117,11 +118,27 @@ class Federation:
         probe_interval: float = 10.0,
         enable_dht: bool = True,
         upgrade_timeout: float = 3.0,
+        reach: ReachConfig | None = None,
+        listen_hosts: list[str] | None = None,
+        mdns: bool = False,
+        mdns_interfaces: list[str] | None = None,
+        rendezvous: bool = False,
+        rendezvous_bootstrap: list[str] | None = None,
     ) -> None:
         self.realm = realm or public_realm()
         self.signer = Signer(seed)
-        self.host = make_host(seed, psk=self.realm.psk, upgrade_timeout=upgrade_timeout)
+        self.reach_config = reach or ReachConfig()
+        self.host = make_host(seed, psk=self.realm.psk, upgrade_timeout=upgrade_timeout,
+                              max_connections=self.reach_config.max_peers + 16)
         self.listen_host = listen_host
+        self.listen_hosts = [h for h in (listen_hosts or []) if h] or [listen_host]
+        self.mdns_enabled = mdns
+        self.mdns_interfaces = list(mdns_interfaces or [])
+        self.mdns = None
+        # public rendezvous only for the public realm, never with airgap
+        self.rendezvous_enabled = rendezvous and self.realm.is_public and not airgap
+        self.rendezvous_bootstrap = list(rendezvous_bootstrap or []) if self.rendezvous_enabled else []
+        self.rendezvous_found: dict[str, float] = {}
         self.listen_port = listen_port
         self.airgap = airgap
         self.configured_peers = list(peers or [])
@@ -162,6 +179,7 @@ class Federation:
         self._nursery: trio.Nursery | None = None
         self.join_errors: dict[str, str] = {}
         self.counters: dict[str, int] = {"routes": 0, "failovers": 0, "realm_mismatch": 0, "announced": 0}
+        self.reach = Reachability(self, self.reach_config)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -171,6 +189,28 @@ class Federation:
     @property
     def listen_addrs(self) -> list[str]:
         return full_addrs(self.host) if self._running else []
+
+    @property
+    def announce_addrs(self) -> list[str]:
+        """What peers are told: --announce addresses (else the listen ones), then relayed ones."""
+        if not self._running:
+            return []
+        pid = self.peer_id
+        if self.reach_config.announce:
+            own = [a if "/p2p/" in a else f"{a}/p2p/{pid}" for a in self.reach_config.announce]
+        else:
+            own = self.listen_addrs
+        return (own + self.reach.relayed_addrs())[:16]
+
+    def reachability(self) -> dict:
+        out = self.reach.status()
+        out["listen"] = self.listen_addrs
+        out["announce_addrs"] = self.announce_addrs
+        out["mdns"] = {"enabled": self.mdns_enabled, "interfaces": self.mdns_interfaces,
+                       **(self.mdns.status() if self.mdns is not None else {})}
+        out["rendezvous"] = {"enabled": self.rendezvous_enabled, "bootstrap": len(self.rendezvous_bootstrap),
+                             "found": sorted(self.rendezvous_found)}
+        return out
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -211,6 +251,7 @@ class Federation:
         if self.peers.is_blocked(peer_id):
             raise IntentFailed("blocked", f"peer {peer_id} is blocked")
         t0 = time.monotonic()
+        await self.ensure_connected(peer_id, timeout=min(10.0, timeout))
         try:
             result = await self.client.request(peer_id, request, on_event, timeout)
         except IntentFailed as exc:
@@ -325,8 +366,45 @@ class Federation:
         except Exception:
             log.debug("connect to %s failed", pid, exc_info=True)
 
+    async def ensure_connected(self, peer_id: str, timeout: float = 10.0) -> bool:
+        """Connected to peer_id, directly if we can, else through a relay it announced.
+
+        py-libp2p's swarm drops /p2p-circuit addresses when it dials, so relayed addresses
+        are dialed here (federation/reach.py)."""
+        try:
+            pid = ID.from_base58(peer_id)
+        except Exception:
+            return False
+        if self.host.get_network().connections.get(pid):
+            return True
+        st = self.peers._peers.get(peer_id)
+        addrs = list(((st.announcement or {}).get("addrs") or []) if st is not None else [])
+        circuits = [a for a in addrs if is_circuit(a)]
+        direct = [a for a in addrs if not is_circuit(a)]
+        if direct or not circuits:
+            try:
+                from libp2p.peer.peerinfo import PeerInfo
+
+                with trio.move_on_after(min(timeout, 2.5) if circuits else timeout):
+                    await self.host.connect(PeerInfo(pid, self.host.get_peerstore().addrs(pid)))
+            except Exception as exc:
+                log.debug("direct dial %s failed: %r", peer_id[:16], exc)
+            if self.host.get_network().connections.get(pid):
+                return True
+        if circuits:
+            return await self.reach.dial_relayed(peer_id, circuits, timeout=min(timeout, 8.0))
+        return False
+
     # ------------------------------------------------------------------ connection events
-    def _on_connected(self, pid: ID) -> None:
+    def _on_connected(self, pid: ID, conn: Any = None) -> None:
+        if conn is not None:
+            reason = self.reach.admit(conn)
+            if reason is not None:
+                log.info("refusing connection from %s: %s", pid.to_base58()[:16], reason)
+                if self._nursery is not None:
+                    self._nursery.start_soon(_hard_close, conn)
+                return
+        self.reach.poke()
         st = self.peers.get(pid.to_base58())
         st.connected = True
         if self.dht is not None:
@@ -391,7 +469,7 @@ class Federation:
         if self._caps is None:
             return
         ann = dict(self._caps)
-        ann.update(node=self.peer_id, addrs=self.listen_addrs[:16], ts=time.time(), seq=self._next_seq(),
+        ann.update(node=self.peer_id, addrs=self.announce_addrs[:16], ts=time.time(), seq=self._next_seq(),
                    ttl=self.announce_ttl)
         data = caps_mod.sign_announcement(ann, self.signer)
         if len(data) > caps_mod.MAX_ANNOUNCEMENT:
@@ -489,6 +567,97 @@ class Federation:
                 if self.peers.needs_probe(st) or (st.connected and self.peers.is_fresh(st)):
                     self._nursery.start_soon(self._quiet_ping, st.peer_id)
 
+    # ------------------------------------------------------------------ discovery
+    async def _discovery(self) -> None:
+        """Started after ready: mDNS (its start stalls the loop, DESIGN §12, so it runs in a
+        thread), the public rendezvous, and peer exchange rounds."""
+        if self.mdns_enabled and self._nursery is not None:
+            from .mdns import MdnsDiscovery
+
+            self.mdns = MdnsDiscovery(self, self.mdns_interfaces)
+            self._nursery.start_soon(self.mdns.run)
+        if self.rendezvous_enabled and self.dht is not None and self._nursery is not None:
+            self._nursery.start_soon(self._rendezvous_loop)
+        if not self.reach_config.pex:
+            return
+        await trio.sleep(2.0)
+        for i in range(10**9):
+            try:
+                await self._pex_round()
+            except Exception:
+                log.debug("peer exchange round failed", exc_info=True)
+            await trio.sleep(5.0 if i < 3 else 30.0)
+
+    def _connected_count(self) -> int:
+        return sum(1 for c in self.host.get_network().connections.values() if c)
+
+    async def _pex_round(self) -> None:
+        import random
+
+        direct = self.reach._direct_peers()
+        random.shuffle(direct)
+        learned: dict[str, list[str]] = {}
+        for pid in direct[:3]:
+            try:
+                for other, addrs in await self.reach.exchange(pid):
+                    learned.setdefault(other, addrs)
+            except Exception as exc:
+                log.debug("pex with %s failed: %r", pid, exc)
+        budget = 8  # new dials per round
+        async with trio.open_nursery() as n:
+            for other, addrs in learned.items():
+                if budget <= 0 or self._connected_count() >= self.reach_config.max_peers // 2:
+                    break
+                if other == self.peer_id or self.peers.is_blocked(other):
+                    continue
+                if self.host.get_network().connections.get(ID.from_base58(other)):
+                    continue
+                budget -= 1
+                n.start_soon(self._dial_learned, other, addrs)
+
+    async def _dial_learned(self, peer_id: str, addrs: list[str]) -> bool:
+        """Dial a peer learned from PEX, mDNS or the rendezvous (its addresses validated)."""
+        direct = [a for a in addrs if not is_circuit(a)]
+        circuits = [a if a.endswith(peer_id) else f"{a}/p2p/{peer_id}" for a in addrs if is_circuit(a)]
+        self._learn_addrs(peer_id, direct)
+        for a in direct[:4]:
+            full = a if "/p2p/" in a else f"{a}/p2p/{peer_id}"
+            if await self.connect(full, timeout=3.0):
+                return True
+        if circuits:
+            return await self.reach.dial_relayed(peer_id, circuits, timeout=6.0)
+        return False
+
+    async def _rendezvous_loop(self) -> None:
+        from .dht import RENDEZVOUS_KEY
+
+        loopback_only = all(h in ("127.0.0.1", "::1", "localhost") for h in self.listen_hosts)
+        boot = [a for a in self.rendezvous_bootstrap if not loopback_only or _is_local_addr(a)]
+        for i in range(10**9):
+            conns = self.host.get_network().connections
+            async with trio.open_nursery() as n:
+                for a in boot:
+                    try:
+                        if not conns.get(info_from_addr(a).peer_id):
+                            n.start_soon(self.connect, a, 5.0)
+                    except Exception:
+                        continue
+            try:
+                await self.dht.provide_key(RENDEZVOUS_KEY)
+                found = await self.dht.find_providers_of(RENDEZVOUS_KEY, timeout=4.0)
+            except Exception:
+                log.debug("rendezvous round failed", exc_info=True)
+                found = {}
+            async with trio.open_nursery() as n:
+                for pid, maddrs in list(found.items())[:16]:
+                    self.rendezvous_found[pid] = time.time()
+                    if pid == self.peer_id or self.peers.is_blocked(pid):
+                        continue
+                    if self.host.get_network().connections.get(ID.from_base58(pid)):
+                        continue
+                    n.start_soon(self._dial_learned, pid, [str(a) for a in maddrs][:8])
+            await trio.sleep(3.0 if i < 5 else 60.0)
+
     async def _quiet_ping(self, peer_id: str) -> None:
         try:
             await self.ping(peer_id, timeout=3.0)
@@ -499,7 +668,7 @@ class Federation:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         set_safe_handler(self.host, INTENT_PROTOCOL, self.server.handle_stream)
         self.host.get_network().register_notifee(_ConnWatcher(self))
-        async with self.host.run([listen_multiaddr(self.listen_host, self.listen_port)]):
+        async with self.host.run([listen_multiaddr(h, self.listen_port) for h in self.listen_hosts]):
             self._running = True
             try:
                 async with background_trio_service(self.pubsub), background_trio_service(self.gossip):
@@ -511,6 +680,7 @@ class Federation:
                             self._nursery = nursery
                             if self.enable_dht:
                                 await self._start_dht(nursery)
+                            await nursery.start(self.reach.run)
                             await self._join()
                             if self.dht is not None and self._caps is not None:
                                 nursery.start_soon(self.dht.provide_caps, self._caps)
@@ -519,6 +689,7 @@ class Federation:
                             nursery.start_soon(self._maintenance)
                             if self._caps is not None:
                                 self._announce_now.set()
+                            nursery.start_soon(self._discovery)
                             task_status.started()
                             await trio.sleep_forever()
                     finally:
