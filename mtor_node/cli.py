@@ -79,6 +79,24 @@ def _overrides(args) -> dict:
         o["p2p.airgap"] = True
     if args.no_p2p:
         o["p2p.enabled"] = False
+    for flag, key in (("listen", "p2p.listen"), ("announce", "p2p.announce"), ("relay_via", "p2p.relays"),
+                      ("mdns_interface", "p2p.mdns_interfaces"), ("rendezvous_bootstrap", "p2p.rendezvous_bootstrap")):
+        if getattr(args, flag, None):
+            o[key] = list(getattr(args, flag))
+    if getattr(args, "relay", None):
+        o["p2p.relay_service"] = args.relay
+    if getattr(args, "no_relay_client", False):
+        o["p2p.relay_client"] = False
+    if getattr(args, "max_peers", None) is not None:
+        o["p2p.max_peers"] = args.max_peers
+    if getattr(args, "max_per_ip", None) is not None:
+        o["p2p.max_per_ip"] = args.max_per_ip
+    if getattr(args, "no_hole_punch", False):
+        o["p2p.hole_punch"] = False
+    if getattr(args, "mdns", False) or getattr(args, "mdns_interface", None):
+        o["p2p.mdns"] = True
+    if getattr(args, "no_rendezvous", False):
+        o["p2p.rendezvous"] = False
     if args.peaking is not None:
         o["prices.peaking"] = args.peaking
     return o
@@ -308,6 +326,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peer", action="append", default=None, metavar="MULTIADDR", help="a peer to connect to (repeatable)")
     p.add_argument("--airgap", action="store_true", help="no public bootstrap peers, no chain calls; peers only from --peer")
     p.add_argument("--no-p2p", action="store_true", help="run standalone, without joining a realm")
+    p.add_argument("--listen", action="append", default=None, metavar="ADDR_OR_IFACE", help="listen on this address or interface (repeatable; default --p2p-host)")
+    p.add_argument("--announce", action="append", default=None, metavar="MULTIADDR", help="announce this address instead of the listen ones (repeatable)")
+    p.add_argument("--relay", choices=("auto", "on", "off"), default=None, help="offer relay service to NATed peers (default auto: when publicly reachable)")
+    p.add_argument("--relay-via", action="append", default=None, metavar="MULTIADDR", help="a relay to reserve a slot at when behind NAT (repeatable)")
+    p.add_argument("--no-relay-client", action="store_true", help="never reserve relay slots")
+    p.add_argument("--max-peers", type=int, default=None, help="libp2p connections at most (default 200)")
+    p.add_argument("--max-per-ip", type=int, default=None, help="libp2p connections from one IP at most (default 8)")
+    p.add_argument("--no-hole-punch", action="store_true", help="do not try to turn relayed connections into direct ones")
+    p.add_argument("--mdns", action="store_true", help="find peers on the LAN by mDNS")
+    p.add_argument("--mdns-interface", action="append", default=None, metavar="IFACE", help="interface mDNS may use (repeatable; implies --mdns)")
+    p.add_argument("--no-rendezvous", action="store_true", help="do not use the public DHT rendezvous")
+    p.add_argument("--rendezvous-bootstrap", action="append", default=None, metavar="MULTIADDR", help="DHT bootstrap peer for the rendezvous (repeatable; default: public libp2p bootstrap peers)")
     p.add_argument("--price", action="append", default=None, metavar="KIND=MICROTOKENS",
                    help="override a base price without editing the config (repeatable; KIND@MODEL too)")
     p.add_argument("--peaking", type=float, default=None, help="take work only while this worker's surge is at least this")

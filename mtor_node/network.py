@@ -22,6 +22,7 @@ from federation.intent_protocol import IntentFailed
 from federation.messages import MessageFailed, Messenger
 from federation.pricing import PriceTable, SurgeMeter, accepts_work, estimate_units
 from federation.realm import Realm, parse_secret, public_realm
+from federation.reach import ReachConfig, resolve_listen
 
 from . import __version__, hardware
 from .backends import BackendError
@@ -55,6 +56,15 @@ class Network:
             peers=cfg["p2p.peers"],
             bootstrap=cfg["p2p.bootstrap"],
             airgap=cfg["p2p.airgap"],
+            reach=ReachConfig(relay_service=cfg["p2p.relay_service"], relay_client=cfg["p2p.relay_client"],
+                              relays=cfg["p2p.relays"], relay_max_reservations=cfg["p2p.relay_max_reservations"],
+                              relay_max_circuits=cfg["p2p.relay_max_circuits"], relay_duration_s=cfg["p2p.relay_duration_s"],
+                              relay_max_bytes=cfg["p2p.relay_max_bytes"], announce=cfg["p2p.announce"],
+                              max_peers=cfg["p2p.max_peers"], max_per_ip=cfg["p2p.max_per_ip"],
+                              hole_punch=cfg["p2p.hole_punch"], pex=cfg["p2p.pex"]),
+            listen_hosts=resolve_listen(cfg["p2p.listen"]),
+            mdns=cfg["p2p.mdns"], mdns_interfaces=cfg["p2p.mdns_interfaces"],
+            rendezvous=cfg["p2p.rendezvous"], rendezvous_bootstrap=cfg["p2p.rendezvous_bootstrap"],
         )
         self.hardware: dict = {"gpus": [], "cpu": {"cores": 0, "ram": 0}}
         self.prices = PriceTable({k: cfg[f"prices.{k}"] for k in ("chat", "vision", "imagine", "transcribe", "speak")

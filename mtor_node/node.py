@@ -131,6 +131,7 @@ class Node:
             "listen_addrs": list(self.federation.listen_addrs) if self.federation else [],
             "realm": self.network.realm.name if self.network else None,
             "peers": self.federation.peers.snapshot() if self.federation else [],
+            "reachability": self.federation.reachability() if self.federation else None,
             "hardware": self.network.hardware if self.network else None,
             "wallet": self.wallet(),
             "uptime_s": round(time.time() - self.started_at, 1),
