@@ -25,7 +25,7 @@ from .intent_protocol import PROTOCOL as INTENT_PROTOCOL
 from .intent_protocol import Handler, IntentClient, IntentFailed, IntentServer, Limits, OnEvent
 from .keys import Signer
 from .peers import PeerTable
-from .reach import Reachability, ReachConfig, is_circuit
+from .reach import Reachability, ReachConfig, expand_unspecified, is_circuit
 from .realm import Realm, probe_realm, public_realm
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,9 @@ class Federation:
         if self.reach_config.announce:
             own = [a if "/p2p/" in a else f"{a}/p2p/{pid}" for a in self.reach_config.announce]
         else:
-            own = self.listen_addrs
+            own = expand_unspecified(self.listen_addrs)
+            public = self.reach.public_observed_addrs()
+            own = public + [a for a in own if a not in public]
         return (own + self.reach.relayed_addrs())[:16]
 
     def reachability(self) -> dict:

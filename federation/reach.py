@@ -455,6 +455,23 @@ class Reachability:
         self.fed._announce_now.set()
         return True
 
+    def public_observed_addrs(self) -> list[str]:
+        """When AutoNAT says public through an address other than ours (a forwarded port):
+        the dialed-back address, so peers learn it."""
+        if self.nat_status != "public":
+            return []
+        local = set(local_ipv4s())
+        out = []
+        for r in self.autonat.values():
+            d = r.get("dialed")
+            if r.get("ok") and d and ":" in d:
+                ip, port = d.rsplit(":", 1)
+                if ip not in local:
+                    a = f"/ip4/{ip}/tcp/{port}/p2p/{self.fed.peer_id}"
+                    if a not in out:
+                        out.append(a)
+        return out[:2]
+
     def relayed_addrs(self) -> list[str]:
         me = self.fed.peer_id
         return [f"{r['addr']}/p2p-circuit/p2p/{me}" for r in self.reservations.values()]
@@ -625,3 +642,32 @@ def resolve_listen(items: list[str]) -> list[str]:
             raise ValueError(f"p2p.listen: {item!r} is neither an IP address nor an interface with an IPv4 address")
         out.append(ip)
     return out
+
+
+def local_ipv4s() -> list[str]:
+    """IPv4 addresses of this machine's interfaces, loopback last."""
+    import socket
+
+    out = []
+    for _, name in socket.if_nameindex():
+        ip = iface_ipv4(name)
+        if ip and ip not in out:
+            out.append(ip)
+    return sorted(out, key=lambda ip: ipaddress.ip_address(ip).is_loopback)
+
+
+def expand_unspecified(addrs: list[str]) -> list[str]:
+    """/ip4/0.0.0.0/... means every interface: announce each interface address instead
+    (loopback only when there is nothing else)."""
+    out = []
+    ips = None
+    for a in addrs:
+        if "/ip4/0.0.0.0/" not in a:
+            out.append(a)
+            continue
+        if ips is None:
+            ips = local_ipv4s()
+            non_lo = [ip for ip in ips if not ipaddress.ip_address(ip).is_loopback]
+            ips = non_lo or ips
+        out += [a.replace("/ip4/0.0.0.0/", f"/ip4/{ip}/") for ip in ips]
+    return list(dict.fromkeys(out))

@@ -89,7 +89,7 @@ class Lab:
 
     def add_lan(self, name: str, members: list[tuple[str, int]], extra_iface: dict[str, str] | None = None) -> dict:
         """A LAN (a bridge in its own namespace, 10.88.0.0/24) with one namespace per member.
-        extra_iface: member -> ip of a second interface (a dummy, 'other0') on another subnet."""
+        extra_iface: member -> ip of a second interface ('other0') on another subnet."""
         lan = self._ns(name)
         sh("ip", "-n", lan, "link", "add", "br0", "type", "bridge")
         sh("ip", "-n", lan, "link", "set", "br0", "up")
@@ -102,8 +102,10 @@ class Lab:
             sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", "eth0")
             sh("ip", "-n", ns, "link", "set", "eth0", "up", "multicast", "on")
             if extra_iface and member in extra_iface:
-                sh("ip", "-n", ns, "link", "add", "other0", "type", "dummy")
+                # a second, separate network (a veth pair leading nowhere: no dummy module here)
+                sh("ip", "-n", ns, "link", "add", "other0", "type", "veth", "peer", "name", "other1")
                 sh("ip", "-n", ns, "addr", "add", f"{extra_iface[member]}/24", "dev", "other0")
+                sh("ip", "-n", ns, "link", "set", "other1", "up")
                 sh("ip", "-n", ns, "link", "set", "other0", "up", "multicast", "on")
             # multicast (mDNS) leaves by the interface route
             sh("ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", "eth0")
