@@ -438,6 +438,21 @@ class SurgeMeter:
         self.observations += 1
         return r
 
+    def observe_refused(self, kind: str, *, queued: int, running: int, slots: int, units: float = 1,
+                        now: float | None = None) -> float:
+        """An intent this worker refused because its queue was full: the latency it would have had
+        is at least (queued + running) / slots services ahead of it plus its own, so that counts
+        as an observation. Without it a worker that turns work away looks no busier than one with
+        a short queue, its price stays low, and every broker keeps trying it (see docs/economy.md)."""
+        self._decay_to(now)
+        b = self.baseline(kind)
+        if not b:
+            return 1.0
+        service = b * max(float(units), 1e-9)
+        r = self.ratio(kind, service * (1 + (queued + running) / max(1, slots)), units)
+        self._load += self.config.alpha * (r - self._load)
+        return r
+
     # ---- outputs
     def load(self, now: float | None = None) -> float:
         """The smoothed load ratio (unrounded, not rate-limited), decayed to `now`."""

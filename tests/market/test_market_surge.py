@@ -75,6 +75,15 @@ def test_calibration_gives_a_baseline_from_the_start():
     assert m.baseline("chat") == 0.01  # a lower live p10 wins
 
 
+def test_refusals_count_as_load():
+    m = SurgeMeter(baseline={"chat": 1.0})
+    for i in range(10):
+        m.observe_refused("chat", queued=1, running=1, slots=1, now=i * 0.1)
+    assert 2.5 < m.load(1.0) <= 3.0
+    assert m.tick(1.0) == 2.0  # rate-limited like everything else
+    assert SurgeMeter().observe_refused("chat", queued=9, running=1, slots=1) == 1.0  # no baseline yet
+
+
 def test_pending_queue_raises_before_anything_finishes():
     m = SurgeMeter(baseline={"chat": 0.01})
     assert m.tick(1.0, oldest_wait_s=10.0, oldest_kind="chat", oldest_units=100) == 2.0  # 11x, +1 limit
