@@ -81,6 +81,7 @@ class Network:
             self.fed.set_intent_handler(self.serve_peer_intent)
         self.messenger = Messenger(self.fed.host)
         self.messenger.on("pay", self._on_pay)
+        self.messenger.on("fraud", self._on_fraud)
         self._offer()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -141,6 +142,9 @@ class Network:
             return
         ledger = self.node.ledger
         requester = pubkey_from_peer_id(peer_id)
+        if ledger is not None and ledger.is_banned(requester):
+            await send({"type": "error", "code": "credit", "message": "this node has banned you: your ledger equivocated"})
+            return
         if price and ledger is not None:
             try:
                 ledger.check_credit(requester, price, self.node.config["ledger.credit_limit"])
@@ -184,12 +188,64 @@ class Network:
         """A requester's signed pay entry for a job this worker delivered: append our earn."""
         if self.node.ledger is None:
             raise MessageFailed("no_ledger", "this node keeps no ledger")
+        from ledger import EquivocationError
+
         try:
             earn = self.node.ledger.accept_pay(body.get("entry"))
+        except EquivocationError as e:  # the ledger banned the author; tell the realm
+            self._ban_peer(e.proof.author)
+            self._nursery.start_soon(self.spread_fraud, e.proof.to_bytes(), None)
+            raise MessageFailed("EquivocationError", str(e)) from None
         except Exception as e:  # every ledger error has a message that says what was wrong
             raise MessageFailed(type(e).__name__, str(e)) from None
         self.counters["earned"] += 1
         return {"earn_seq": earn.seq}
+
+    # ---- fraud proofs: flooded to every connected peer once, each node bans the author ----------
+
+    async def _on_fraud(self, peer_id: str, body: dict) -> dict:
+        ledger = self.node.ledger
+        if ledger is None:
+            return {}
+        raw = body.get("proof")
+        if not isinstance(raw, (bytes, bytearray)):
+            raise MessageFailed("malformed", "proof must be bytes")
+        from ledger import FraudProof
+
+        try:
+            proof = FraudProof.from_bytes(bytes(raw))
+        except Exception as e:
+            raise MessageFailed("bad_proof", str(e)) from None
+        if ledger.is_banned(proof.author):
+            return {"new": False}
+        try:
+            ledger.ingest_fraud_proof(proof)  # verifies both signatures before banning
+        except Exception as e:
+            raise MessageFailed("bad_proof", str(e)) from None
+        self._ban_peer(proof.author)
+        self._nursery.start_soon(self.spread_fraud, bytes(raw), peer_id)
+        return {"new": True}
+
+    def _ban_peer(self, pubkey: bytes) -> None:
+        """An equivocator gets no more work from this node and is never chosen to serve."""
+        import base58
+
+        peer_id = base58.b58encode(b"\x00\x24\x08\x01\x12\x20" + pubkey).decode()
+        self.fed.block(peer_id)
+        log.warning("peer %s equivocated in its ledger: banned", peer_id)
+
+    async def spread_fraud(self, proof: bytes, came_from: str | None) -> None:
+        peers = [pid.to_base58() for pid in list(self.fed.host.get_network().connections)]
+        async with trio.open_nursery() as n:
+            for pid in peers:
+                if pid != came_from:
+                    n.start_soon(self._send_quietly, pid, "fraud", {"proof": proof})
+
+    async def _send_quietly(self, peer_id: str, msg_type: str, body: dict) -> None:
+        try:
+            await self.messenger.request(peer_id, msg_type, body)
+        except MessageFailed as e:
+            log.debug("%s to %s: %s", msg_type, peer_id, e)
 
     # ---- this node's broker asks the realm (RemoteRouter) ---------------------------------------
 

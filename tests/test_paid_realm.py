@@ -113,3 +113,39 @@ async def test_not_enough_balance_is_refused_before_dispatch(tmp_path):
         assert "available 10" in final["message"]
         assert workers[0].broker.counters["submitted"] == 0
         assert broker.ledger.available() == 10
+
+
+async def test_an_equivocating_payer_is_banned_by_every_node(tmp_path):
+    from ledger.entry import Entry
+    from ledger.keys import Signer
+
+    async with AsyncExitStack() as stack:
+        broker, workers = await start_realm(stack, tmp_path, [(1000, {}), (1000, {})])
+        observer = await stack.enter_async_context(running_node(
+            tmp_path / "observer", {}, p2p={"enabled": True, "peers": [workers[0].federation.listen_addrs[0]]},
+            node={"roles": ["broker"]}))
+        for i in range(2):
+            assert (await run(broker, chat(f"honest job {i}")))["type"] == "result"
+        paid_to = {e.body["to"]: e for e in broker.ledger.entries(broker.ledger.pubkey) if e.kind == "pay"}
+        worker = next(w for w in workers if w.ledger.pubkey in paid_to)
+        await wait_earned(worker, sum(1 for e in paid_to.values() if e.body["to"] == worker.ledger.pubkey))
+        honest = paid_to[worker.ledger.pubkey]
+        # The worker issues a receipt for another job; the broker's key pays it with an entry that
+        # reuses the seq of an honest pay: two entries with one author and one seq, a fork.
+        receipt = worker.ledger.make_receipt("fork-job", broker.ledger.pubkey, "chat", "echo-chat", 3, 3, bytes(32))
+        fork = Entry.create(Signer(broker.identity.seed), honest.seq, honest.prev, "pay",
+                            {"job": "fork-job", "to": worker.ledger.pubkey, "amount": 3, "receipt": receipt.to_dict()},
+                            time_ms=honest.time + 1)
+        assert fork.hash != honest.hash
+        from federation.messages import MessageFailed
+        with pytest.raises(MessageFailed) as e:
+            await broker.network.messenger.request(worker.peer_id, "pay", {"entry": fork.to_dict()})
+        assert e.value.code == "EquivocationError"
+        with trio.fail_after(15):  # the proof floods the realm; every node that sees it bans the author
+            while not all(n.ledger.is_banned(broker.ledger.pubkey) for n in (*workers, observer)):
+                await trio.sleep(0.02)
+        for n in (*workers, observer):
+            assert n.federation.peers.is_blocked(broker.peer_id)
+        # and the banned payer gets no more work
+        final = await run(broker, chat("one more job"))
+        assert final["type"] == "error"
