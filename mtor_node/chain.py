@@ -18,14 +18,14 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
+
 import base58
 import trio
 
+from .identity import peer_id_from_pubkey, pubkey_from_peer_id
+
 log = logging.getLogger("mtor.chain")
 
-# libp2p peer id of an Ed25519 key: identity multihash (0x00, length 0x24) of the protobuf
-# PublicKey {Type: Ed25519 (0x08 0x01), Data (0x12 0x20): 32-byte key}
-PEER_ID_PREFIX = b"\x00\x24\x08\x01\x12\x20"
 RESTART_S = 30.0  # the anchorer restarts this long after an unexpected failure (RPC down...)
 CHECK_S = 5.0  # how often the anchorer looks at what is pending
 
@@ -34,13 +34,7 @@ CHECK_S = 5.0  # how often the anchorer looks at what is pending
 
 def address_from_peer_id(peer_id: str) -> str:
     """The Solana address (base58 of the Ed25519 public key) of a libp2p Ed25519 peer id."""
-    try:
-        raw = base58.b58decode(peer_id)
-    except ValueError:
-        raise ValueError(f"not a peer id (not base58): {peer_id[:60]!r}") from None
-    if len(raw) != len(PEER_ID_PREFIX) + 32 or not raw.startswith(PEER_ID_PREFIX):
-        raise ValueError(f"not an Ed25519 peer id (12D3KooW...): {peer_id[:60]!r}")
-    return base58.b58encode(raw[len(PEER_ID_PREFIX):]).decode()
+    return base58.b58encode(pubkey_from_peer_id(peer_id)).decode()
 
 
 def peer_id_from_address(address: str) -> str:
@@ -51,7 +45,7 @@ def peer_id_from_address(address: str) -> str:
         raise ValueError(f"not a Solana address (not base58): {address[:60]!r}") from None
     if len(key) != 32:
         raise ValueError(f"not a Solana address (decodes to {len(key)} bytes, not 32): {address[:60]!r}")
-    return base58.b58encode(PEER_ID_PREFIX + key).decode()
+    return peer_id_from_pubkey(key)
 
 
 # --- chain client and anchoring task -------------------------------------------------------

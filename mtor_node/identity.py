@@ -12,6 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 KEY_NAME = "identity.key"
+# libp2p peer id of an Ed25519 key: identity multihash (0x00, length 0x24) of the protobuf
+# PublicKey {Type: Ed25519 (0x08 0x01), Data (0x12 0x20): 32-byte key}
+PEER_ID_PREFIX = b"\x00\x24\x08\x01\x12\x20"
 
 
 class IdentityError(Exception):
@@ -28,8 +31,7 @@ class Identity:
 
     @property
     def peer_id(self) -> str:
-        # libp2p: identity multihash (0x00, len 0x24) of the protobuf PublicKey {Type: Ed25519 (1), Data: key}
-        return base58.b58encode(b"\x00\x24\x08\x01\x12\x20" + self.public_key).decode()
+        return peer_id_from_pubkey(self.public_key)
 
     @property
     def solana_address(self) -> str:
@@ -37,12 +39,19 @@ class Identity:
         return base58.b58encode(self.public_key).decode()
 
 
+def peer_id_from_pubkey(pubkey: bytes) -> str:
+    return base58.b58encode(PEER_ID_PREFIX + pubkey).decode()
+
+
 def pubkey_from_peer_id(peer_id: str) -> bytes:
     """The Ed25519 public key inside an Ed25519 libp2p peer id (identity multihash)."""
-    raw = base58.b58decode(peer_id)
-    if len(raw) != 38 or raw[:6] != b"\x00\x24\x08\x01\x12\x20":
-        raise ValueError(f"{peer_id!r} is not an Ed25519 peer id")
-    return raw[6:]
+    try:
+        raw = base58.b58decode(peer_id)
+    except ValueError:
+        raise ValueError(f"not a peer id (not base58): {peer_id[:60]!r}") from None
+    if len(raw) != len(PEER_ID_PREFIX) + 32 or not raw.startswith(PEER_ID_PREFIX):
+        raise ValueError(f"not an Ed25519 peer id (12D3KooW...): {peer_id[:60]!r}")
+    return raw[len(PEER_ID_PREFIX):]
 
 
 def create(path: Path) -> Identity:

@@ -26,7 +26,7 @@ from federation.reach import ReachConfig, resolve_listen
 
 from . import __version__, hardware
 from .backends import BackendError
-from .identity import pubkey_from_peer_id
+from .identity import peer_id_from_pubkey, pubkey_from_peer_id
 from .intents import Intent, IntentError
 
 log = logging.getLogger("mtor.network")
@@ -228,9 +228,7 @@ class Network:
 
     def _ban_peer(self, pubkey: bytes) -> None:
         """An equivocator gets no more work from this node and is never chosen to serve."""
-        import base58
-
-        peer_id = base58.b58encode(b"\x00\x24\x08\x01\x12\x20" + pubkey).decode()
+        peer_id = peer_id_from_pubkey(pubkey)
         self.fed.block(peer_id)
         log.warning("peer %s equivocated in its ledger: banned", peer_id)
 
