@@ -1,10 +1,255 @@
-"""Hole punching (placeholder until implemented): records why no attempt was made."""
+"""Hole punching: turn a relayed connection into a direct TCP one (DCUtR-style, own protocol).
+
+Why not py-libp2p's DCUtRProtocol (relay/circuit_v2/dcutr.py): see docs/nat.md. In short, its
+punch dials the peer's observed addresses through the ordinary swarm dial, from an ephemeral
+source port, so the NAT mapping it opens is not the address the other side dials (no port reuse
+in py-libp2p's TCP transport), and a TCP simultaneous open (both sides dialing) is not handled
+by py-libp2p's upgrader (both sides would be the Noise initiator).
+
+`/mtor/holepunch/1`, on a stream over the relayed connection, msgpack frames:
+  A (who dialed through the relay)          B
+  {type: connect, addr: "ip:port"}  ──▶                 A's public IP (AutoNAT) : a port A bound
+                                    ◀──  {type: connect, addr: "ip:port"}
+  {type: sync}                      ──▶                 A measured the RTT; waits RTT/2
+  both connect() from their bound port to the other's address at once: TCP simultaneous open
+  through both NATs (each side's SYN opens its own NAT for the other's). Assumes port-preserving
+  NATs (Linux MASQUERADE, most home routers); a symmetric NAT defeats it.
+  A upgrades the socket as the outbound (Noise initiator) side, B as the inbound side; then both
+  close the relayed connection. Any failure leaves the relayed connection as it was.
+"""
 
 from __future__ import annotations
 
+import logging
+import socket as pysocket
 import time
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+
+from .wire import read_frame_bytes, unpack, write_frame
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "/mtor/holepunch/1"
+MAX_MSG = 1024
+TIMEOUT = 5.0
+PUNCH_TIMEOUT = 6.0
+DRAIN_TIMEOUT = 120.0  # jobs running on the relayed connection get this long to finish
 
 
-async def hole_punch(reach, peer_id: str, *, initiator: bool) -> None:
-    reach.holepunch[peer_id] = {"result": "stayed-relayed", "reason": "hole punching not implemented yet",
-                                "at": time.time()}
+def _public_ip(reach: Any) -> str | None:
+    if not reach.observed_ips:
+        return None
+    return max(reach.observed_ips.items(), key=lambda kv: kv[1])[0]
+
+
+async def _bound_socket() -> tuple[Any, int]:
+    sock = trio.socket.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
+    sock.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_REUSEADDR, 1)
+    await sock.bind(("0.0.0.0", 0))  # trio's bind is async: without await nothing is bound
+    return sock, sock.getsockname()[1]
+
+
+def _parse(addr: Any) -> tuple[str, int] | None:
+    if not isinstance(addr, str) or len(addr) > 64 or ":" not in addr:
+        return None
+    ip, port = addr.rsplit(":", 1)
+    try:
+        import ipaddress
+
+        ipaddress.ip_address(ip)
+        p = int(port)
+    except ValueError:
+        return None
+    return (ip, p) if 0 < p < 65536 else None
+
+
+async def _punch(port: int, sock: Any, target: tuple[str, int]) -> Any | None:
+    """connect() from our bound port to target until it succeeds or time runs out."""
+    deadline = trio.current_time() + PUNCH_TIMEOUT
+    attempt = 0
+    while trio.current_time() < deadline and attempt < 4:
+        attempt += 1
+        if sock is None:
+            sock = trio.socket.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
+            sock.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_REUSEADDR, 1)
+            await sock.bind(("0.0.0.0", port))
+        try:
+            with trio.move_on_after(max(0.1, deadline - trio.current_time())):
+                await sock.connect(target)
+                return sock
+        except OSError as exc:
+            log.debug("punch connect %s failed: %r", target, exc)
+        sock.close()
+        sock = None
+        await trio.sleep(0.2)
+    if sock is not None:
+        sock.close()
+    return None
+
+
+async def _upgrade(reach: Any, peer_id: str, sock: Any, initiator: bool, target: tuple[str, int]) -> None:
+    from libp2p.io.trio import TrioTCPStream
+    from libp2p.network.connection.raw_connection import RawConnection
+    from libp2p.security.pnet.protector import new_protected_conn
+
+    host = reach.host
+    ma = multiaddr.Multiaddr(f"/ip4/{target[0]}/tcp/{target[1]}")
+    raw: Any = RawConnection(TrioTCPStream(trio.SocketStream(sock)), initiator, addresses=[ma])
+    with trio.fail_after(10):
+        if initiator:
+            if reach.fed.realm.psk is not None:  # inbound gets the PSK from the swarm, outbound not
+                raw = new_protected_conn(raw, reach.fed.realm.psk.hex())
+            await host.upgrade_outbound_connection(raw, ID.from_base58(peer_id))
+        else:
+            await host.upgrade_inbound_connection(raw, ma)
+
+
+async def _drop_relayed(reach: Any, peer_id: str) -> None:
+    from .node import _hard_close
+    from .reach import conn_is_relayed
+
+    pid = ID.from_base58(peer_id)
+    from .intent_protocol import PROTOCOL as INTENT, _reset
+    from .messages import PROTOCOL as MSG
+
+    # pooled idle intent streams may ride the relayed connection: reset them (new ones will
+    # open on the direct connection)
+    for st, _ in reach.fed.client._pool.pop(peer_id, None) or []:
+        await _reset(st)
+
+    def busy() -> int:
+        """Jobs (intent / message streams) still running on the relayed connection; gossip
+        and DHT streams are long-lived and simply move to the direct connection."""
+        n = 0
+        for conn in list(reach.host.get_network().connections.get(pid) or []):
+            if conn_is_relayed(conn):
+                n += sum(1 for st in _streams(conn) if str(_protocol(st)) in (INTENT, MSG))
+        return n
+
+    # new streams already prefer the direct connection (swarm strategy "best"); let the jobs
+    # still running on the relayed one finish before closing it (bounded)
+    with trio.move_on_after(DRAIN_TIMEOUT):
+        while busy():
+            await trio.sleep(0.25)
+    for conn in list(reach.host.get_network().connections.get(pid) or []):
+        if conn_is_relayed(conn):
+            try:
+                await _hard_close(conn)
+                await conn.close()
+            except Exception:
+                pass
+            try:
+                reach.host.get_network().connections.get(pid, []).remove(conn)
+            except (ValueError, AttributeError):
+                pass
+
+
+def _streams(conn: Any) -> list:
+    try:
+        return list(conn.get_streams())
+    except Exception:
+        return []
+
+
+def _protocol(stream: Any) -> Any:
+    for getter in (lambda: stream.get_protocol(), lambda: stream.protocol_id):
+        try:
+            return getter()
+        except Exception:
+            continue
+    return None
+
+
+def _record(reach: Any, peer_id: str, result: str, reason: str, **extra: Any) -> None:
+    reach.holepunch[peer_id] = {"result": result, "reason": reason, "at": time.time(), **extra}
+    if result == "direct":
+        reach.direct_after_punch.add(peer_id)
+    log.info("hole punch with %s: %s (%s)", peer_id[:16], result, reason)
+
+
+async def hole_punch(reach: Any, peer_id: str, *, initiator: bool = True) -> None:
+    """The side that dialed through the relay starts; the other answers in `serve`."""
+    t0 = time.monotonic()
+    my_ip = _public_ip(reach)
+    if my_ip is None:
+        _record(reach, peer_id, "stayed-relayed", "no public address of ours known (no AutoNAT answer)")
+        return
+    sock, port = await _bound_socket()
+    try:
+        with trio.fail_after(TIMEOUT * 2):
+            stream = await reach.host.new_stream(ID.from_base58(peer_id), [TProtocol(PROTOCOL)])
+            t_send = time.monotonic()
+            await write_frame(stream, {"type": "connect", "addr": f"{my_ip}:{port}"}, max_frame=MAX_MSG, timeout=TIMEOUT)
+            reply = unpack(await read_frame_bytes(stream, max_frame=MAX_MSG, timeout=TIMEOUT), MAX_MSG)
+            rtt = time.monotonic() - t_send
+        if not isinstance(reply, dict) or reply.get("type") != "connect":
+            reason = reply.get("reason") if isinstance(reply, dict) and isinstance(reply.get("reason"), str) else "bad reply"
+            _record(reach, peer_id, "stayed-relayed", f"peer declined: {reason}"[:200])
+            sock.close()
+            return
+        target = _parse(reply.get("addr"))
+        if target is None:
+            _record(reach, peer_id, "stayed-relayed", "peer sent no usable address")
+            sock.close()
+            return
+        if target[0] == my_ip:
+            _record(reach, peer_id, "stayed-relayed", "same public IP (same NAT): hairpinning not attempted")
+            sock.close()
+            return
+        await write_frame(stream, {"type": "sync"}, max_frame=MAX_MSG, timeout=TIMEOUT)
+        await trio.sleep(rtt / 2)
+        conn_sock = await _punch(port, sock, target)
+        sock = None
+        if conn_sock is None:
+            _record(reach, peer_id, "stayed-relayed",
+                    f"TCP simultaneous open to {target[0]}:{target[1]} failed within {PUNCH_TIMEOUT:g} s "
+                    "(symmetric NAT, or a router that rewrites ports)", rtt_ms=round(rtt * 1000, 1))
+            return
+        await _upgrade(reach, peer_id, conn_sock, True, target)
+        await _drop_relayed(reach, peer_id)
+        _record(reach, peer_id, "direct", f"TCP simultaneous open to {target[0]}:{target[1]}",
+                rtt_ms=round(rtt * 1000, 1), took_ms=round((time.monotonic() - t0) * 1000))
+    except BaseException as exc:  # noqa: BLE001 - a failed punch leaves the relayed connection
+        if isinstance(exc, trio.Cancelled):
+            raise
+        if sock is not None:
+            sock.close()
+        _record(reach, peer_id, "stayed-relayed", f"{type(exc).__name__}: {exc}"[:200])
+
+
+async def serve(reach: Any, stream: Any) -> None:
+    """B: answer a hole punch over the relayed connection."""
+    peer_id = stream.muxed_conn.peer_id.to_base58()
+    msg = unpack(await read_frame_bytes(stream, max_frame=MAX_MSG, timeout=TIMEOUT), MAX_MSG)
+    target = _parse(msg.get("addr")) if isinstance(msg, dict) and msg.get("type") == "connect" else None
+    my_ip = _public_ip(reach)
+    if target is None or my_ip is None or not reach.cfg.hole_punch:
+        why = ("hole punching off" if not reach.cfg.hole_punch else "no public address known" if my_ip is None
+               else f"bad request {str(msg)[:80]}")
+        await write_frame(stream, {"type": "decline", "reason": why}, max_frame=MAX_MSG, timeout=TIMEOUT)
+        await stream.close()
+        return
+    sock, port = await _bound_socket()
+    try:
+        await write_frame(stream, {"type": "connect", "addr": f"{my_ip}:{port}"}, max_frame=MAX_MSG, timeout=TIMEOUT)
+        sync = unpack(await read_frame_bytes(stream, max_frame=MAX_MSG, timeout=TIMEOUT), MAX_MSG)
+        if not isinstance(sync, dict) or sync.get("type") != "sync":
+            sock.close()
+            return
+        conn_sock = await _punch(port, sock, target)
+        sock = None
+        if conn_sock is None:
+            _record(reach, peer_id, "stayed-relayed", f"TCP simultaneous open to {target[0]}:{target[1]} failed")
+            return
+        await _upgrade(reach, peer_id, conn_sock, False, target)
+        await _drop_relayed(reach, peer_id)
+        _record(reach, peer_id, "direct", f"TCP simultaneous open to {target[0]}:{target[1]}")
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise

@@ -201,6 +201,12 @@ class Reachability:
         set_safe_handler(self.host, AUTONAT_PROTOCOL, self._serve_autonat)
         if self.cfg.pex:
             set_safe_handler(self.host, PEX_PROTOCOL, self._serve_pex)
+        from . import holepunch
+
+        async def serve_holepunch(stream: Any) -> None:
+            await holepunch.serve(self, stream)
+
+        set_safe_handler(self.host, holepunch.PROTOCOL, serve_holepunch)
         async with background_trio_service(self.protocol):
             # the protocol registered its STOP handler raw: wrap it (DESIGN §12)
             set_safe_handler(self.host, STOP_PROTOCOL_ID, self.protocol._handle_stop_stream)

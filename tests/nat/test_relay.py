@@ -95,6 +95,13 @@ def test_intent_reaches_natted_worker_through_relay(natted_realm):
     if hp["result"] == "direct":
         assert b.reach()["connections"].get(served.peer_id) == "direct-hole-punched"
         assert "direct after a hole punch" in b.reach()["summary"]
+        # the worker saw the same punch, and intents keep flowing on the direct connection
+        assert served.reach()["hole_punch"]["attempts"][b.peer_id]["result"] == "direct"
+        assert served.reach()["connections"][b.peer_id] == "direct-hole-punched"
+        t3 = time.monotonic()
+        assert b.chat("straight through now")["text"] == "straight through now"
+        timings["chat_after_punch_s"] = round(time.monotonic() - t3, 2)
+        print(f"TIMINGS {timings}")
     else:
         assert hp["reason"]
     # the relay's limits are what the operator set and it holds the reservations
