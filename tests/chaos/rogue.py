@@ -169,7 +169,7 @@ async def run_equivocator(out: str, seed: bytes, host: str, port: int, secret: s
                     except Exception as e:
                         report["steps"].append({"fraud_to": pid, "connect_failed": repr(e)[:200]})
                         continue
-                    await deliver(msg, pid, "fraud", {"proof": proof.to_dict()}, f"fraud_{pid[-6:]}")
+                    await deliver(msg, pid, "fraud", {"proof": proof.to_bytes()}, f"fraud_{pid[-6:]}")
             n.cancel_scope.cancel()
     with open(out, "w") as f:
         json.dump(report, f, default=lambda o: o.hex() if isinstance(o, bytes) else repr(o))

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from .conftest import LONG
-from .harness import (ENV, P2P_PORT, LoadGen, check_holds_and_sum, check_intents, check_paid_once, foreign_sockets,
+from .harness import (ENV, P2P_PORT, LoadGen, check_holds_and_sum, record_residue, check_intents, check_paid_once, foreign_sockets,
                       my_entries, ns_exec, verify_ledgers, verify_offline, wait_until)
 from .netns import Fabric
 
@@ -96,7 +96,17 @@ def test_03_broker_sigkilled_during_ledger_writes_then_restarted(chaos):
     load.paused.discard("b1")
     chaos.wait_mesh(timeout=45)
     time.sleep(2)  # load continues
+    load.stop()
+    residue = record_residue(chaos)
+    chaos.report["broker_kill_residue"] = residue
+    print(f"[broker SIGKILL] left behind: {residue}")
     settle_and_check(chaos, load, t0, "broker SIGKILL", allow_conn_lost={"b1"})
+
+
+@pytest.mark.xfail(strict=True, reason="holds of intents in flight when a broker is killed survive its restart "
+                   "for ledger.accounts.DEFAULT_HOLD_TTL_S (900 s): mtor_node/node.py does not release them at start")
+def test_03b_no_hold_left_after_broker_restart(chaos):
+    assert not chaos.residue["held"], f"held after restart: {chaos.residue['held']}"
 
 
 def test_04_partition_in_two_then_healed(chaos):
@@ -106,11 +116,11 @@ def test_04_partition_in_two_then_healed(chaos):
     load = LoadGen(chaos.brokers, rate=RATE, timeout=TIMEOUT).start()
     time.sleep(1)  # load before the fault
     chaos.fabric.partition(side_b)
-    time.sleep(8)  # the partition's duration
+    time.sleep(6)  # the partition's duration
     chaos.fabric.heal()
     chaos.wait_mesh(timeout=60)
     time.sleep(2)  # load continues on the healed realm
-    settle_and_check(chaos, load, t0, "partition 8 s")
+    settle_and_check(chaos, load, t0, "partition 6 s")
 
 
 def test_05_lossy_slow_worker(chaos):
@@ -119,42 +129,53 @@ def test_05_lossy_slow_worker(chaos):
     load = LoadGen(chaos.brokers, rate=RATE, timeout=TIMEOUT).start()
     chaos.report["impairment"] = chaos.fabric.netem(w3.i, 10, 100)
     try:
-        time.sleep(8)  # the impairment's duration
+        time.sleep(6)  # the impairment's duration
     finally:
         chaos.fabric.netem(w3.i, None)
     settle_and_check(chaos, load, t0, "10% loss + delay on w3")
 
 
 def _rogue_health(chaos):
-    return [b.peers().get(chaos.rogue.peer_id, {}) for b in chaos.brokers]
-
-
-def _out_of_rotation(p: dict) -> bool:
-    return p.get("health") == 0 or (p.get("banned_for_s") or 0) > 0
+    return {b.name: {k: b.peers().get(chaos.rogue.peer_id, {}).get(k) for k in ("health", "banned_for_s", "failures")}
+            for b in chaos.brokers}
 
 
 @pytest.mark.parametrize("mode", ["garbage", "refuse"])
 def test_06_rogue_worker_out_of_rotation_then_back(chaos, mode):
+    """The rogue is made the cheapest worker, so every broker tries it first. Out of rotation:
+    health 0 at both brokers, or no broker has tried it for 4 s while intents keep completing
+    (routing prefers healthy peers before health reaches 0). Back: it serves an intent again."""
     rogue = chaos.rogue
     t0 = time.monotonic()
     load = LoadGen(chaos.brokers, rate=RATE, timeout=TIMEOUT).start()
-    rogue.set(mode, 10)  # the cheapest worker of the realm: every broker tries it first
+    rogue.set(mode, 10)
     try:
         t_fault = time.monotonic()
-        wait_until(lambda: all(_out_of_rotation(p) for p in _rogue_health(chaos)), 30,
-                   f"both brokers to take the {mode} worker out of rotation")
-        out_after = time.monotonic() - t_fault
-        time.sleep(2)  # load runs while it is out
+
+        def out_of_rotation():
+            now = time.monotonic()
+            if all(p["health"] == 0 for p in _rogue_health(chaos).values()):
+                return True
+            tried = [t for t, frm, _ in load.failover_log if frm == rogue.peer_id] + \
+                    [r.t0 for r in load.since(t_fault) if r.peer == rogue.peer_id]
+            done = [r for r in load.since(t_fault) if r.outcome == "result" and r.t0 > now - 4]
+            return tried and now - max(tried) >= 4 and len(done) >= 4
+        wait_until(out_of_rotation, 40, f"both brokers to stop choosing the {mode} worker")
+        out_after = time.monotonic() - t_fault - 4
+        health = _rogue_health(chaos)
+        tries = sum(1 for _, frm, _ in load.failover_log if frm == rogue.peer_id)
         rogue.set("good", 10)
         t_good = time.monotonic()
         served = lambda: any(r.peer == rogue.peer_id and r.t0 > t_good for r in load.since(t0))  # noqa: E731
-        wait_until(served, 45, f"the recovered {mode} worker to serve again")
+        wait_until(served, 60, f"the recovered {mode} worker to serve again")
         back_after = time.monotonic() - t_good
     finally:
         rogue.set("good", 5000)
     s = settle_and_check(chaos, load, t0, f"rogue {mode}")
-    s.update(out_of_rotation_s=round(out_after, 1), back_in_s=round(back_after, 1))
-    print(f"[rogue {mode}] out of rotation after {out_after:.1f} s, back after {back_after:.1f} s")
+    s.update(out_of_rotation_s=round(out_after, 1), back_in_s=round(back_after, 1), failovers_from_rogue=tries,
+             health_when_out=health)
+    print(f"[rogue {mode}] out of rotation after {out_after:.1f} s ({tries} failovers from it, health {health}), "
+          f"back after {back_after:.1f} s")
 
 
 def test_07_equivocating_payer_is_banned(chaos, tmp_path):
@@ -184,21 +205,24 @@ def test_07_equivocating_payer_is_banned(chaos, tmp_path):
     assert all(v.get("ok") for v in verify.values()), verify
 
 
-@pytest.mark.xfail(strict=True, reason="a worker keeps serving a payer it banned for equivocation: "
-                   "mtor_node/network.py serve_peer_intent never checks ledger bans (see docs/reliability.md)")
 def test_08_banned_equivocator_is_refused_work(chaos):
     author, rep = chaos.equivocator
     job_c = [s for s in rep["steps"] if s.get("job") == "C"][0]
     assert not job_c["served"], job_c
 
 
-@pytest.mark.xfail(strict=True, reason="no node handles the 'fraud' message: fraud proofs are not gossiped, "
-                   "so only the worker that saw both entries bans the equivocator (see docs/reliability.md)")
 def test_09_fraud_proof_bans_equivocator_everywhere(chaos):
+    """The worker that saw the fork floods the proof; every node that saw it bans the author."""
     author, rep = chaos.equivocator
-    for n in chaos.nodes.values():
-        with n.db() as db:
-            assert db.execute("SELECT 1 FROM ledger_bans WHERE author=?", (author,)).fetchone(), f"{n.name} did not ban"
+
+    def all_banned():
+        missing = []
+        for n in chaos.nodes.values():
+            with n.db() as db:
+                if not db.execute("SELECT 1 FROM ledger_bans WHERE author=?", (author,)).fetchone():
+                    missing.append(n.name)
+        return not missing or None
+    wait_until(all_banned, 15, "every node to ban the equivocator")
 
 
 def test_10_airgapped_nodes_talk_only_to_realm_peers(chaos):
