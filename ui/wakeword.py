@@ -21,7 +21,10 @@ END_WORDS = {"goodbye", "good-bye"}
 CLEAR_WORDS = {"backspace", "back-space"}
 # What a person may say to pick a mode; Whisper tends to hear one of these for each.
 MODE_WORDS = {
-    "chat": "chat", "chats": "chat", "chad": "chat", "talk": "chat",
+    # Whisper base often hears "chat" as one of these (measured on espeak-ng speech). They count only
+    # while a mode is being chosen, where no other answer sounds like them.
+    "chat": "chat", "chats": "chat", "chad": "chat", "chart": "chat", "chert": "chat", "cat": "chat", "cut": "chat",
+    "shot": "chat", "talk": "chat",
     "vision": "vision", "look": "vision", "see": "vision", "camera": "vision",
     "imagine": "imagine", "image": "imagine", "picture": "imagine", "draw": "imagine", "paint": "imagine",
 }
@@ -64,6 +67,7 @@ class WakeWord:
         """Feed one utterance; returns the events for the page, in order."""
         events: list[dict] = []
         pieces = text.split()
+        just_chose = False  # "chat mode": the word "mode" right after the mode is not dictation
         i = 0
         while i < len(pieces):
             piece = pieces[i]
@@ -87,9 +91,14 @@ class WakeWord:
                 if word in MODE_WORDS:
                     self.state, self.mode, self.dictation = DICTATING, MODE_WORDS[word], []
                     events.append({"type": "wake_mode", "mode": self.mode})
+                    just_chose = True
+                    continue
                 elif word in WAKE_WORDS:
                     events.append({"type": "wake_prompt", "say": MODE_PROMPT})
             elif self.state == DICTATING:
+                if just_chose and word == "mode":
+                    just_chose = False
+                    continue
                 if word in CLEAR_WORDS:
                     self.dictation = []
                     events.append({"type": "wake_cleared"})
@@ -101,6 +110,7 @@ class WakeWord:
                         events.append({"type": "wake_prompt", "say": f"say what to send in {self.mode} mode"})
                 else:
                     self.dictation.append(piece)
+            just_chose = False
         if self.state == CHOOSING and not events and text.strip():
             events.append({"type": "wake_prompt", "say": MODE_REPROMPT})
         if self.state == DICTATING and self.dictation:

@@ -177,8 +177,10 @@ class Connection:
     async def _listen(self, utterances: trio.MemoryReceiveChannel) -> None:
         """Transcribe utterances one after another (order matters to the conversation)."""
         async for pcm in utterances:
+            # vad off: the utterance is already cut out, and Whisper's own filter clips short words
+            params = {"vad": False, **({"language": self.wake_language} if self.wake_language else {})}
             intent = {"kind": "transcribe", "audio": wav_bytes(pcm), "model": self.wake_model, "user": self.user,
-                      "params": {"language": self.wake_language} if self.wake_language else {}, "timeout": 60.0}
+                      "params": params, "timeout": 60.0}
             t0 = time.monotonic()
             try:
                 ticket = submit(self.state, intent)
@@ -195,7 +197,7 @@ class Connection:
                                  "message": (final or {}).get("message", "no transcription")})
                 continue
             text = (final.get("text") or "").strip()
-            log.debug("heard %r in %.2f s", text, time.monotonic() - t0)
+            log.debug("heard %r in %.2f s (%.2f s of speech)", text, time.monotonic() - t0, len(pcm) / 2 / SAMPLE_RATE)
             if text:
                 await self._hear(text)
 

@@ -59,6 +59,13 @@ def test_mode_choice_reprompts_and_synonyms():
     assert w.hear("I'd like to look")[0]["mode"] == "vision"
 
 
+def test_mode_word_after_the_mode_is_not_dictated():
+    w = WakeWord()
+    w.hear("Computer.")
+    assert types(w.hear("Chat mode.")) == ["wake_mode"] and w.text == ""
+    assert w.hear("mode is a word too")[0]["text"] == "mode is a word too"
+
+
 def test_empty_dictation_is_not_sent():
     w = WakeWord()
     w.hear("computer chat")

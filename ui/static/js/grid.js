@@ -72,11 +72,12 @@ export function initGrid(ctx) {
     $("#wallet-address").textContent = wallet.address || "";
     const body = clear($("#ledger tbody"));
     for (const e of (wallet.recent || wallet.entries || []).slice(0, 200)) {
-      const when = Number.isFinite(e.time) ? new Date(e.time * 1000).toLocaleString() : dash(e.time);
+      const ms = e.time > 1e12 ? e.time : e.time * 1000; // the ledger keeps milliseconds; accept seconds too
+      const when = Number.isFinite(e.time) ? new Date(ms).toLocaleString() : dash(e.time);
       const detail = e.detail || e.peer || e.job || e.tx || "";
       const amount = Number.isFinite(e.delta) ? e.delta : e.amount;
       body.append(el("tr", {}, el("td", { text: dash(e.seq) }), el("td", { text: when }), el("td", { text: dash(e.kind) }),
-        el("td", { text: Number.isFinite(amount) ? (amount < 0 ? "−" + tokens(-amount) : tokens(amount)) : "—" }), el("td", { class: "mono", text: short(detail, 24) })));
+        el("td", { text: Number.isFinite(amount) ? (amount === 0 ? "0" : amount < 0 ? "−" + tokens(-amount) : "+" + tokens(amount)) : "—" }), el("td", { class: "mono", text: short(detail, 24) })));
     }
   }
 

@@ -130,7 +130,8 @@ export function initVoice(ctx) {
     } else {
       let stream;
       try {
-        stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true } });
+        // raw audio: the browser's noise suppression and gain control blur words that Whisper would hear
+        stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false } });
       } catch (err) { ctx.notify(`no microphone: ${err.message}`); return; }
       const ac = new AudioContext();
       await ac.audioWorklet.addModule("/static/js/pcm-worklet.js");
