@@ -211,9 +211,9 @@ async def hole_punch(reach: Any, peer_id: str, *, initiator: bool = True) -> Non
                     "(symmetric NAT, or a router that rewrites ports)", rtt_ms=round(rtt * 1000, 1))
             return
         await _upgrade(reach, peer_id, conn_sock, True, target)
-        await _drop_relayed(reach, peer_id)
         _record(reach, peer_id, "direct", f"TCP simultaneous open to {target[0]}:{target[1]}",
                 rtt_ms=round(rtt * 1000, 1), took_ms=round((time.monotonic() - t0) * 1000))
+        await _drop_relayed(reach, peer_id)
     except BaseException as exc:  # noqa: BLE001 - a failed punch leaves the relayed connection
         if isinstance(exc, trio.Cancelled):
             raise
@@ -247,8 +247,8 @@ async def serve(reach: Any, stream: Any) -> None:
             _record(reach, peer_id, "stayed-relayed", f"TCP simultaneous open to {target[0]}:{target[1]} failed")
             return
         await _upgrade(reach, peer_id, conn_sock, False, target)
-        await _drop_relayed(reach, peer_id)
         _record(reach, peer_id, "direct", f"TCP simultaneous open to {target[0]}:{target[1]}")
+        await _drop_relayed(reach, peer_id)
     except BaseException:
         if sock is not None:
             sock.close()

@@ -148,9 +148,9 @@ def valid_peer_addr(addr: Any, *, allow_local: bool = True) -> str | None:
     if "tcp" not in names and "p2p-circuit" not in names:
         return None
     ip = ip_of(ma)
-    if ip and not allow_local:
+    if ip:
         a = ipaddress.ip_address(ip)
-        if a.is_loopback or a.is_unspecified or a.is_multicast:
+        if a.is_unspecified or a.is_multicast or (a.is_loopback and not allow_local):
             return None
     return str(ma)
 
