@@ -569,7 +569,7 @@ class Reachability:
                 continue
             if other == self.host.get_id():
                 continue
-            addrs = [a for a in (valid_peer_addr(x, allow_local=self.fed.airgap or True) for x in
+            addrs = [a for a in (valid_peer_addr(x) for x in
                                  (entry.get("addrs") if isinstance(entry.get("addrs"), list) else [])[:PEX_MAX_ADDRS]) if a]
             if addrs:
                 out.append((entry["id"], addrs))
