@@ -385,9 +385,9 @@ class RssSampler:
         names = sorted({s[1] for s in self.samples})
         end = max(s[0] for s in self.samples)
         edges = [end * k / buckets for k in range(buckets + 1)]
-        lines = ["t (s)    " + "".join(f"{n:>10}" for n in names)]
+        lines = ["t (s)        " + "".join(f"{n:>10}" for n in names)]
         for a, b in zip(edges, edges[1:]):
-            row = f"{a:6.0f}-{b:<5.0f}"[:9].ljust(9)
+            row = f"{a:6.0f}-{b:<6.0f}"
             for n in names:
                 vals = [kb for t, m, kb in self.samples if m == n and a <= t <= b]
                 row += f"{(max(vals) / 1024):9.1f}M" if vals else f"{'-':>10}"
