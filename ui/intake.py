@@ -32,8 +32,11 @@ class UiState:
     broadcasts: list[dict] = field(default_factory=list)  # the last few, for pages that connect later
 
 
-class BadJson(Exception):
-    pass
+class BadJson(IntentError):
+    """An unreadable JSON body; an IntentError so that every handler's `except IntentError` covers it."""
+
+    def __init__(self):
+        super().__init__("bad_request", "the body must be JSON")
 
 
 async def read_json():

@@ -128,7 +128,12 @@ def openapi_document(node) -> dict:
                                   "responses": {"200": _resp("stats", {"type": "object", "required": ["queries"], "properties": {
                                       "queries": {"type": "array"}, "broker": {"type": "object"}, "outcomes": {"type": "array"},
                                       "connections": {"type": "integer"}}})}}},
-        "/api/v1/quote": {"get": {"summary": "Price of an intent before sending it: the best offer in the realm (0: free)",
+        "/api/v1/quote": {"post": {"summary": "Quote a whole intent (the same body as /api/v1/intents): best offer or why none",
+            "requestBody": {"required": True, **_json(_ref("Intent"))},
+            "responses": json_or_err({"type": "object", "required": ["ok"], "properties": {
+                "ok": {"type": "boolean"}, "price": {"type": ["integer", "null"]}, "peer": {"type": ["string", "null"]},
+                "local": {"type": "boolean"}, "message": {"type": "string"}}}, 400, *cross)},
+            "get": {"summary": "Price of a typical intent of a kind: the best offer in the realm (0: free)",
             "parameters": [{"name": "kind", "in": "query", "schema": {"enum": list(KINDS)}},
                            {"name": "model", "in": "query", "schema": {"type": "string"}}],
             "responses": json_or_err({"type": "object", "required": ["price", "ok"], "properties": {
@@ -159,11 +164,15 @@ def openapi_document(node) -> dict:
             "parameters": [PEER_PARAM], "responses": json_or_err({"type": "object"}, 400, 409, *cross)}},
         "/api/v1/peers/{peer_id}/unblock": {"post": {"summary": "Unblock a peer (sysop)", "security": SYSOP,
             "parameters": [PEER_PARAM], "responses": json_or_err({"type": "object"}, 400, 409, *cross)}},
-        "/api/v1/prices": {"post": {"summary": "Set base prices and the peaking threshold (sysop; 501 until the node prices work)",
-            "security": SYSOP, "requestBody": {"required": True, **_json({"type": "object", "properties": {
-                "prices": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
-                "peaking_threshold": {"type": ["number", "null"], "minimum": 1, "maximum": 100}}})},
-            "responses": json_or_err({"type": "object"}, 400, 501, *cross)}},
+        "/api/v1/prices": {
+            "get": {"summary": "This worker's base prices (micro-tokens), surge and peaking threshold",
+                    "responses": {"200": _resp("prices", {"type": "object", "required": ["prices"], "properties": {
+                        "prices": {"type": "object"}, "surge": {"type": "number"}, "peaking": {"type": ["number", "null"]}}})}},
+            "post": {"summary": "Set base prices and the peaking threshold at run time, announced at once (sysop)",
+                     "security": SYSOP, "requestBody": {"required": True, **_json({"type": "object", "properties": {
+                         "prices": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+                         "peaking": {"type": ["number", "null"], "minimum": 0, "maximum": 10}}})},
+                     "responses": json_or_err({"type": "object", "properties": {"prices": {"type": "object"}}}, 400, 409, *cross)}},
         # ledger_api.py (chain calls may fail upstream: 502/504 name the Solana RPC, not this node)
         "/api/v1/wallet": {"get": {"summary": "Wallet: address, balance, holds, recent ledger entries (micro-tokens)",
             "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 500}}],

@@ -1,7 +1,6 @@
 """Sysop actions under /api/v1: every one needs the X-Sysop-Token header.
 
-Features the node does not have yet (setting prices at run time) answer 501 with a message that
-says so, rather than pretending. Peer blocks live in realm_api.py, anchoring in ledger_api.py.
+Peer blocks and prices live in realm_api.py, anchoring and grants in ledger_api.py.
 """
 
 from __future__ import annotations
@@ -24,10 +23,6 @@ KEEP_BROADCASTS = 5
 @sysop.before_request
 async def only_sysop():
     return require_sysop()
-
-
-def not_available(what: str):
-    return error("not_available", f"{what} is not available yet on this node", 501)
 
 
 @sysop.get("/users")
@@ -86,27 +81,3 @@ async def broadcast():
     delivered = sum(1 for conn in list(state.connections) if conn.push_nowait(msg))
     state.metrics.broadcasts += 1
     return jsonify({"delivered": delivered})
-
-
-@sysop.post("/prices")
-async def set_prices():
-    """Body: {"prices": {kind: micro-tokens}, "peaking_threshold": number}. Needs node.set_prices."""
-    try:
-        body = await json_body()
-    except IntentError as e:
-        return error(e.code, e.message)
-    prices, threshold = body.get("prices", {}), body.get("peaking_threshold")
-    if not isinstance(prices, dict) or not all(
-            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10**15 for k, v in prices.items()):
-        return error("bad_request", "prices must map intent kinds to whole micro-tokens ≥ 0")
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 1 <= threshold <= 100):
-        return error("bad_request", "peaking_threshold must be a number from 1 to 100 (a surge multiplier)")
-    n = node()
-    # The hook the node would offer: Network.set_prices(prices=..., peaking_threshold=...).
-    fn = getattr(getattr(n, "network", None), "set_prices", None) or getattr(n, "set_prices", None)
-    if fn is None:
-        return not_available("setting prices")
-    result = fn(prices=prices, peaking_threshold=threshold)
-    if hasattr(result, "__await__"):
-        result = await result
-    return jsonify({"prices": prices, "peaking_threshold": threshold, **(result if isinstance(result, dict) else {})})

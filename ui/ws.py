@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import secrets
 import time
@@ -22,7 +23,7 @@ from quart import Blueprint, current_app, websocket
 from mtor_node.intents import IntentError
 
 from .encoding import intent_from_json, jsonable
-from .intake import FINAL, follow, submit, ui_state
+from .intake import FINAL, follow, outcome_of, submit, ui_state
 from .vad import SAMPLE_RATE, Segmenter, wav_bytes
 from .wakeword import WakeWord
 
@@ -36,6 +37,7 @@ MAX_AUDIO_FRAME = 64 * 1024  # ~2 s of 16 kHz PCM: the page sends ~100 ms at a t
 MAX_HEARD_CHARS = 2000
 OUTBOX = 256  # messages waiting for a slow page before its intents wait for it
 UTTERANCE_BACKLOG = 4  # utterances waiting for transcription; more are dropped (the speaker is far ahead)
+QUEUED_EVERY_S = 1.0  # queue positions relayed to a page at most this often per intent
 USER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 
 
@@ -107,13 +109,43 @@ class Connection:
         self.nursery.start_soon(self._forward, ticket)
 
     async def _forward(self, ticket) -> None:
+        """Relay a ticket's events to the page. Queue positions are throttled (the newest one at most
+        every QUEUED_EVERY_S): with a thousand intents waiting, the broker moves every position every
+        0.1 s, and relaying each would cost more than the answers themselves."""
+        intent_id = ticket.intent.id
+        pending, last_sent, final = None, -math.inf, None
         try:
-            async with aclosing(follow(self.state, ticket)) as events:
-                async for event in events:
-                    # backends' chunk/progress events carry no id; a page multiplexes many intents
-                    await self.push(jsonable({**event, "id": ticket.intent.id}))
+            while True:
+                event = None
+                wait = last_sent + QUEUED_EVERY_S - trio.current_time() if pending else math.inf
+                with trio.move_on_after(max(0.0, wait)):  # only the wait: never cut a push short
+                    try:
+                        event = await ticket.events.receive()
+                    except trio.EndOfChannel:
+                        break
+                if event is None:  # quiet for a while: the newest position, a little late
+                    await self.push({**pending, "id": intent_id})
+                    pending, last_sent = None, trio.current_time()
+                    continue
+                if event["type"] == "queued" and trio.current_time() - last_sent < QUEUED_EVERY_S:
+                    pending = event
+                    continue
+                if event["type"] == "started":
+                    pending = None  # the position no longer matters
+                if pending is not None:
+                    await self.push({**pending, "id": intent_id})
+                    pending = None
+                if event["type"] == "queued":
+                    last_sent = trio.current_time()
+                if event["type"] in FINAL:
+                    final = event
+                # backends' chunk/progress events carry no id; a page multiplexes many intents
+                await self.push(jsonable({**event, "id": intent_id}))
         finally:
-            self.intents.pop(ticket.intent.id, None)
+            self.intents.pop(intent_id, None)
+            if final is None:
+                self.state.node.broker.cancel(intent_id, "the page disconnected")
+            self.state.metrics.record(ticket.intent.kind, outcome_of(final), time.monotonic() - ticket.submitted)
 
     async def on_cancel(self, msg: dict) -> None:
         intent_id = msg.get("id")
@@ -243,6 +275,34 @@ async def ws():
             state.node.broker.cancel(intent_id, "the page disconnected")
 
 
+MAX_BATCH = 64
+
+
 async def _writer(conn: Connection) -> None:
+    """Send what is queued; when messages pile up (a busy node), merge consecutive text chunks of one
+    intent and drop superseded queue positions, so a loaded node sends fewer, larger frames instead
+    of falling further behind. An idle node sends every event as it comes."""
     async for msg in conn.out_recv:
-        await websocket.send(json.dumps(msg))
+        batch = [msg]
+        while len(batch) < MAX_BATCH:
+            try:
+                batch.append(conn.out_recv.receive_nowait())
+            except trio.WouldBlock:
+                break
+        for m in coalesce(batch):
+            await websocket.send(json.dumps(m))
+
+
+def coalesce(batch: list[dict]) -> list[dict]:
+    out: list[dict] = []
+    for m in batch:
+        prev = out[-1] if out else None
+        if (prev is not None and m.get("type") == prev.get("type") and m.get("id") == prev.get("id")
+                and set(m) == set(prev) and (m["type"] == "queued" or (m["type"] == "chunk" and set(m) == {"type", "id", "text"}))):
+            if m["type"] == "chunk":
+                out[-1] = {**prev, "text": prev["text"] + m["text"]}
+            else:
+                out[-1] = m  # only the newest position matters
+            continue
+        out.append(m)
+    return out

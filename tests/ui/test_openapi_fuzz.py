@@ -27,9 +27,8 @@ async def test_openapi_document_lists_every_route(ui_node):
 
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
-# Deliberate, documented 501s ("not available yet on this node") until the node has these features.
-# and calls that go out to a Solana RPC (no internet in tests; they would only wait for it).
-NOT_YET = r"^/api/v1/(prices|ledger/anchor|wallet/settle)$"
+# Calls that go out to a Solana RPC: no internet in tests, they would only wait for it.
+NOT_YET = r"^/api/v1/(ledger/anchor|wallet/settle)$"
 
 
 async def schemathesis(url: str, report_dir, *extra: str) -> None:

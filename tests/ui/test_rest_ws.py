@@ -44,8 +44,11 @@ async def test_sysop_actions_need_the_token(ui_node):
         await c.post("/api/v1/users/bob/unban", headers=sysop)
         assert (await c.post("/api/v1/intents", json={"kind": "chat", "prompt": "hi", "user": "bob"})).status_code == 200
         # what the node cannot do yet says so
-        r = await c.post("/api/v1/prices", json={"prices": {"chat": 5}}, headers=sysop)
-        assert r.status_code == 501 and r.json()["error"]["code"] == "not_available"
+        # prices belong to a worker in a realm; this node is alone and says so
+        r = await c.post("/api/v1/prices", json={"prices": {"chat": 5}, "peaking": 2.0}, headers=sysop)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "no_network"
+        r = await c.post("/api/v1/quote", content=b"\xff\xfe", headers={"Content-Type": "application/json"})
+        assert r.status_code == 400  # not a 500: unreadable JSON is the client's mistake
         r = await c.post("/api/v1/nickname", json={"user": "bob", "nickname": "Bobby"})
         assert r.status_code == 200
         r = await c.post("/api/v1/nickname", json={"user": "bob", "nickname": "<script>"})

@@ -132,3 +132,15 @@ def test_wav_bytes():
 
     with wave.open(io.BytesIO(wav_bytes(tone(0.1).tobytes()))) as w:
         assert (w.getframerate(), w.getnchannels(), w.getnframes()) == (RATE, 1, 1600)
+
+
+def test_ws_coalesce_merges_only_what_is_safe():
+    from ui.ws import coalesce
+
+    batch = [{"type": "queued", "id": "a", "position": 3}, {"type": "queued", "id": "a", "position": 2},
+             {"type": "chunk", "id": "a", "text": "he"}, {"type": "chunk", "id": "a", "text": "llo"},
+             {"type": "chunk", "id": "b", "text": "x"}, {"type": "chunk", "id": "a", "text": "!"},
+             {"type": "chunk", "id": "a", "audio_b64": "AA=="}, {"type": "result", "id": "a", "text": "hello!"}]
+    assert coalesce(batch) == [{"type": "queued", "id": "a", "position": 2}, {"type": "chunk", "id": "a", "text": "hello"},
+                               {"type": "chunk", "id": "b", "text": "x"}, {"type": "chunk", "id": "a", "text": "!"},
+                               {"type": "chunk", "id": "a", "audio_b64": "AA=="}, {"type": "result", "id": "a", "text": "hello!"}]

@@ -52,8 +52,15 @@ export function initSysop(ctx) {
     barChart($("#stats-chart"), Object.entries(byKind));
   }
 
+  async function refreshPrices() {
+    const p = await api("/api/v1/prices");
+    if (Number.isFinite(p.prices.chat)) $("#price-chat").value = p.prices.chat;
+    $("#peaking").value = p.peaking ?? 0;
+  }
+
   async function refresh() {
     if (!sysopToken()) { say("enter the sysop token to manage this node"); return; }
+    refreshPrices().catch(() => {});
     try {
       await Promise.all([refreshUsers(), refreshQueue(), refreshStats()]);
       say("");
@@ -69,8 +76,8 @@ export function initSysop(ctx) {
   });
   $("#prices-set").addEventListener("click", async () => {
     const r = await call("/api/v1/prices", { prices: { chat: Math.max(0, Math.round(Number($("#price-chat").value) || 0)) },
-      peaking_threshold: Number($("#peaking").value) || 1 });
-    if (r) say("prices set");
+      peaking: Number($("#peaking").value) || 0 });
+    if (r) say(`prices set: ${Object.entries(r.prices).map(([k, v]) => `${k} ${v}`).join(", ")}${r.peaking ? ` · peaking ≥ ×${r.peaking}` : ""}`);
   });
   $("#block-send").addEventListener("click", () => blockPeer($("#block-peer").value.trim(), true));
   $("#anchor-now").addEventListener("click", async () => {
