@@ -21,6 +21,8 @@ import struct
 from dataclasses import dataclass
 from typing import Protocol
 
+import logging
+
 import trio
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
@@ -50,6 +52,8 @@ CLUSTERS = {
     "devnet": "https://api.devnet.solana.com",
     "testnet": "https://api.testnet.solana.com",
 }
+
+log = logging.getLogger("mtor.ledger.chain")
 
 
 @dataclass(frozen=True)
@@ -328,8 +332,8 @@ async def run_anchorer(store: ChainStore, client: ChainClient, every_entries: in
             try:
                 await anchor(store, client)
                 last = trio.current_time()
-            except AnchorError:
-                pass  # chain unreachable or tx failed: try again at the next check
+            except AnchorError as e:  # chain unreachable or tx failed: try again at the next check
+                log.warning("anchor failed, retrying at the next check: %s", e)
 
 
 # --- settlement -------------------------------------------------------------------------

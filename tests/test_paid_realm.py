@@ -149,3 +149,72 @@ async def test_an_equivocating_payer_is_banned_by_every_node(tmp_path):
         # and the banned payer gets no more work
         final = await run(broker, chat("one more job"))
         assert final["type"] == "error"
+
+
+async def test_hundred_paid_intents_verify_sum_to_grants_and_are_anchored(tmp_path, monkeypatch):
+    """The ledger issue's done-when: a 3-node realm runs 100 paid intents; every ledger verifies;
+    balances sum to the grants; the anchors are found on the (LiteSVM) chain."""
+    from solders.pubkey import Pubkey
+
+    from mtor_node import chain as chain_mod
+    from tests.ledger.litesvm_rpc import LiteSVMRpcServer
+
+    monkeypatch.setattr(chain_mod, "CHECK_S", 0.2)
+    monkeypatch.setattr(chain_mod, "RESTART_S", 0.2)  # the first try may come before the airdrop
+    with LiteSVMRpcServer() as srv:
+        anchoring = {"rpc_url": srv.url, "anchor": True, "anchor_every_entries": 20}
+        async with AsyncExitStack() as stack:
+            nodes = []
+            first = None
+            for name, roles, prices, grant in (("w1", ["worker"], {"chat": 1000}, 0), ("w2", ["worker"], {"chat": 1000}, 0),
+                                               ("b", ["broker"], {}, GRANT)):
+                node = await stack.enter_async_context(running_node(
+                    tmp_path / name, ECHO if roles == ["worker"] else {}, node={"roles": roles}, prices=prices,
+                    p2p={"enabled": True, "peers": [first] if first else []}, ledger={**anchoring, "dev_grant": grant}))
+                srv.svm.airdrop(Pubkey.from_string(node.identity.solana_address), 10**9)
+                first = first or node.federation.listen_addrs[0]
+                nodes.append(node)
+            w1, w2, broker = nodes
+            with trio.fail_after(30):
+                while len([p for p in broker.federation.peers.snapshot() if p["fresh"] and p["models"]]) < 2:
+                    await trio.sleep(0.05)
+
+            results = []
+
+            async def user(u):
+                for i in range(20):
+                    intent = Intent(kind="chat", messages=[{"role": "user", "content": f"job {u}-{i} a b c"}], user=f"u{u}")
+                    intent.validate()
+                    results.append(await run(broker, intent))
+
+            async with trio.open_nursery() as n:
+                for u in range(5):
+                    n.start_soon(user, u)
+            assert len(results) == 100 and all(r["type"] == "result" for r in results), [r for r in results if r["type"] != "result"][:3]
+            paid = sum(r["cost"] for r in results)
+            # 5 words at 1000 per 1k tokens: 5 micro-tokens at surge 1; the burst may raise surge (cap 10x)
+            assert all(5 <= r["cost"] <= 50 for r in results)
+            with trio.fail_after(30):  # every pay entry delivered and earned
+                while w1.network.counters["earned"] + w2.network.counters["earned"] < 100:
+                    await trio.sleep(0.05)
+            assert sum(n.ledger.balance() for n in nodes) == GRANT
+            assert GRANT - broker.ledger.balance() == paid
+            assert broker.ledger.available() == broker.ledger.balance()
+            def caught_up(n):
+                pending = n.ledger.pending_anchor_range()
+                return pending is None or pending[1] - pending[0] + 1 < 20
+
+            with trio.fail_after(60):  # every 20 new entries, each node's anchorer puts a root on chain
+                while not all(caught_up(n) for n in nodes):
+                    await trio.sleep(0.1)
+            assert any(e.kind == "anchor" for e in broker.ledger.entries(broker.ledger.pubkey))
+            client = chain_mod.make_chain_client(broker.config, anchoring=False)
+            try:
+                for n in nodes:
+                    await n.ledger.anchor_now(client)  # the tail, as the sysop's "anchor now" does
+                    assert n.ledger.pending_anchor_range() is None
+                    report = await n.ledger.verify_with_chain(client)
+                    assert report.ok, report.problems
+                    assert report.anchors, f"{n.peer_id} has no anchors"
+            finally:
+                await client.aclose()
