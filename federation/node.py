@@ -257,7 +257,9 @@ class Federation:
         try:
             result = await self.client.request(peer_id, request, on_event, timeout)
         except IntentFailed as exc:
-            if exc.code in HEALTH_FAILURES:
+            if exc.code in ("protocol", "bad_receipt"):
+                self.peers.record_misbehaviour(peer_id, f"{exc.code}: {exc.message}"[:200])
+            elif exc.code in HEALTH_FAILURES:
                 self.peers.record_failure(peer_id, f"{exc.code}: {exc.message}"[:200])
             raise
         self.peers.record_success(peer_id)

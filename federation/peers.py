@@ -100,6 +100,16 @@ class PeerTable:
             st.ban_until = self.clock() + min(self.ban_max, self.ban_base * (2**st.ban_count))
             st.ban_count += 1
 
+    def record_misbehaviour(self, peer_id: str, reason: str = "") -> None:
+        """A peer that broke the protocol (garbage frames, a forged receipt) is not merely slow:
+        out of rotation at once, with the same exponential back-off ban as reaching health 0."""
+        st = self.get(peer_id)
+        st.failures += 1
+        st.last_error = reason
+        st.health = 0
+        st.ban_until = self.clock() + min(self.ban_max, self.ban_base * (2**st.ban_count))
+        st.ban_count += 1
+
     def record_probe(self, peer_id: str, ok: bool, rtt_ms: float | None = None) -> None:
         """A ping/probe result: a successful probe brings a peer at 0 back to 50."""
         st = self.get(peer_id)

@@ -11,6 +11,7 @@ Event mapping between the broker's events and `/mtor/intent/1` frames (docs/prot
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections import Counter
 from typing import Awaitable, Callable
@@ -33,7 +34,7 @@ log = logging.getLogger("mtor.network")
 
 ANNOUNCE_REFRESH_S = 2.0  # queue depth, surge and model states change: re-offer this often (sent only on change)
 MAX_ATTEMPTS = 3  # workers tried per intent before the broker gives up
-PAY_RETRIES = 3
+PAY_RETRIES = 6  # back-off 1, 2, 4 ... 32 s: a worker that restarts has time to come back
 
 
 def realm_from_config(cfg) -> Realm:
@@ -71,6 +72,7 @@ class Network:
                                   if cfg[f"prices.{k}"]}).with_overrides(getattr(node, "price_overrides", {}))
         self.peaking = cfg["prices.peaking"] or None
         self.surge = SurgeMeter()
+        self.rng = random.Random()
         self.messenger: Messenger | None = None
         self.counters = {"paid": 0, "earned": 0, "pay_failed": 0, "price_moved": 0, "refused_credit": 0}
 
@@ -86,6 +88,8 @@ class Network:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.fed.run)
+            if self.node.ledger is not None:
+                await self._resend_pays()
             task_status.started()
             # importing torch for the GPU probe takes seconds: not on the way to "ready"
             self.hardware = await trio.to_thread.run_sync(hardware.probe)
@@ -156,6 +160,12 @@ class Network:
             ticket = self.node.broker.submit(intent, local_only=True)
         except IntentError as e:
             code = "busy" if e.code in ("queue_full", "shutting_down") else "unsupported" if e.code == "no_model" else "bad_request"
+            if code == "busy":  # turning work away is load too: let the surge show it
+                broker, models = self.node.broker, self.node.models
+                local = models.resolve(intent.kind, intent.model) if models else None
+                self.surge.observe_refused(intent.kind, queued=len(broker.queue), running=broker.inflight,
+                                           slots=models.states[local].spec.concurrency if local else 1,
+                                           units=1, now=time.monotonic())
             await send({"type": "error", "code": code, "message": e.message})
             return
         started = None
@@ -264,7 +274,7 @@ class Network:
         for p in self.fed.peers.snapshot():
             out.append(market.Offer.from_announcement(
                 p["peer_id"], p, intent.kind, model, units, health=p["health"], rtt_ms=p["rtt_ms"],
-                fresh=p["fresh"], blocked=p["blocked"]))
+                fresh=p["fresh"], blocked=p["blocked"] or p["banned_for_s"] > 0))
         if local_model is not None:
             broker = self.node.broker
             out.append(market.Offer(
@@ -277,8 +287,10 @@ class Network:
     def plan(self, intent: Intent, local_model: str | None = None, exclude=()) -> market.RouteResult:
         model = self._model_for(intent) or local_model or ""
         units = estimate_units(intent.kind, intent.params, _inputs(intent))
+        # Our own rng breaks ties that remain within the price and latency bands, so brokers
+        # reading the same gossip do not all pile onto the same cheapest worker (docs/economy.md).
         return market.route(self.offers(intent, model, units, local_model), intent.max_price, exclude=exclude,
-                            kind=intent.kind, model=model or None)
+                            kind=intent.kind, model=model or None, rng=self.rng)
 
     def can_serve(self, intent: Intent) -> bool:
         if self.plan(intent).ok:
@@ -373,20 +385,34 @@ class Network:
             log.warning("job %s: receipt from %s refused: %s", job, peer_id, e)
             raise BackendError("bad_receipt", f"the worker's receipt was refused: {e}") from None
         self.counters["paid"] += 1
-        self._nursery.start_soon(self._deliver_pay, peer_id, pay.to_dict())
+        self._nursery.start_soon(self._deliver_pay, peer_id, job, pay.to_dict())
         return pay.body["amount"]
 
-    async def _deliver_pay(self, peer_id: str, entry: dict) -> None:
+    async def _deliver_pay(self, peer_id: str, job: str, entry: dict) -> None:
+        """Send a pay entry until the worker acknowledges it; unacknowledged ones are re-sent
+        after a restart (`_resend_pays`), so a crash right after paying loses nothing."""
         for attempt in range(PAY_RETRIES):
             try:
                 await self.messenger.request(peer_id, "pay", {"entry": entry})
+                self.node.store.mark_pay_delivered(job)
                 return
             except MessageFailed as e:
+                if e.code == "AlreadyPaid":  # delivered before, the acknowledgement was lost
+                    self.node.store.mark_pay_delivered(job)
+                    return
                 if e.code not in ("timeout", "unreachable"):
-                    log.warning("pay entry refused by %s: %s", peer_id, e.message)
+                    log.warning("pay entry for %s refused by %s: %s", job, peer_id, e.message)
                     break
-                await trio.sleep(1.0 * (attempt + 1))  # back-off between delivery attempts
+                await trio.sleep(2.0 ** attempt)  # back-off between delivery attempts
         self.counters["pay_failed"] += 1
+
+    async def _resend_pays(self) -> None:
+        ledger = self.node.ledger
+        delivered = self.node.store.delivered_pays()
+        pending = [e for e in ledger.entries(ledger.pubkey) if e.kind == "pay" and e.body["job"] not in delivered]
+        for e in pending:
+            log.info("re-sending the pay entry for job %s", e.body["job"])
+            self._nursery.start_soon(self._deliver_pay, peer_id_from_pubkey(e.body["to"]), e.body["job"], e.to_dict())
 
 
 def _inputs(intent: Intent) -> dict:

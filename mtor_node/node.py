@@ -206,6 +206,8 @@ class Node:
 
         authority = self.config["ledger.authority"] or self.identity.solana_address
         led = Ledger.open(self.data_dir / DB_NAME, self.identity.seed, realm=self.realm_name, authority=authority)
+        for job in list(led.accounts.holds()):  # no intent of an earlier process is still running
+            led.release(job)
         grant = self.config["ledger.dev_grant"]
         if grant and authority == self.identity.solana_address and not any(e.kind == "grant" for e in led.entries(led.pubkey)):
             led.apply_grant(issue_grant(self.identity.seed, led.realm, led.pubkey, grant, "dev-grant"))

@@ -37,6 +37,12 @@ MIGRATIONS = [
     );
     CREATE INDEX queries_user_created ON queries(user, created);
     """,
+    """
+    CREATE TABLE pay_delivered (
+        job TEXT PRIMARY KEY,
+        at REAL NOT NULL
+    );
+    """,
 ]
 
 
@@ -118,6 +124,13 @@ class Store:
         else:
             rows = self.conn.execute("SELECT * FROM queries WHERE user=? ORDER BY created DESC LIMIT ?", (user, limit))
         return [dict(r) for r in rows]
+
+    # pay entries the worker has acknowledged (the rest are re-sent after a restart)
+    def mark_pay_delivered(self, job: str) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO pay_delivered VALUES (?, ?)", (job, time.time()))
+
+    def delivered_pays(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT job FROM pay_delivered")}
 
     def stats(self) -> dict:
         rows = self.conn.execute("SELECT kind, status, COUNT(*), SUM(duration_ms), SUM(cost) FROM queries GROUP BY kind, status")
