@@ -325,6 +325,7 @@ class Network:
             if event is not None:
                 await emit(event)
 
+        repriced: dict[str, int] = {}  # peer -> its current price, learnt from "price moved"
         try:
             for _ in range(MAX_ATTEMPTS):
                 plan = self.plan(intent, exclude=tried + [self.node.peer_id])
@@ -334,8 +335,10 @@ class Network:
                     break
                 offer = plan.best
                 tried.append(offer.peer_id)
-                # The user pays at most their max price, and at most the quote they were shown.
-                limit = offer.price if intent.max_price is None else min(intent.max_price, offer.price)
+                # The user pays at most their max price, and at most the quote they were shown
+                # (or the price a worker told us it moved to, when the user set no max).
+                price = max(offer.price, repriced.get(offer.peer_id, 0))
+                limit = price if intent.max_price is None else min(intent.max_price, price)
                 if limit and ledger is not None:
                     self._hold(intent, limit, offer.peer_id)
                 request = {"id": intent.id, "kind": intent.kind, "model": model, "params": dict(intent.params),
@@ -349,6 +352,10 @@ class Network:
                     last = e
                     if not e.retryable:
                         raise BackendError(e.code, e.message) from None
+                    moved = _moved_price(e)
+                    if moved is not None and offer.peer_id not in repriced and (intent.max_price is None or moved <= intent.max_price):
+                        repriced[offer.peer_id] = moved  # its surge rose since its last announcement: ask again
+                        tried.remove(offer.peer_id)
                     self.fed.counters["failovers"] += 1
                     await emit({"type": "failover", "from": offer.peer_id, "code": e.code, "message": e.message})
                     continue
@@ -413,6 +420,14 @@ class Network:
         for e in pending:
             log.info("re-sending the pay entry for job %s", e.body["job"])
             self._nursery.start_soon(self._deliver_pay, peer_id_from_pubkey(e.body["to"]), e.body["job"], e.to_dict())
+
+
+def _moved_price(e: IntentFailed) -> int | None:
+    """The worker's current price from its "price moved: now N micro-tokens" answer."""
+    import re
+
+    m = re.search(r"price moved: now (\d+) micro-tokens", e.message) if e.code == "price" else None
+    return int(m.group(1)) if m else None
 
 
 def _inputs(intent: Intent) -> dict:
