@@ -24,6 +24,7 @@ from .store import Store
 log = logging.getLogger("mtor.broker")
 
 POSITION_UPDATE_PERIOD_S = 0.1  # position updates are coalesced: a busy queue must not flood clients
+POSITION_UPDATE_MIN_GAP_S = 1.0
 
 
 class RemoteRouter(Protocol):
@@ -46,6 +47,7 @@ class Ticket:
     cancel_reason: str = ""
     state: str = "queued"  # queued | running | done | failed | cancelled
     position: int | None = None
+    position_sent: float = 0.0  # when the last position update went to the client
     target: str = ""  # local model name, or "remote"
     dispatched: bool = False
     local_only: bool = False  # an intent a peer sent to this node's worker
@@ -57,6 +59,8 @@ class Ticket:
             pass  # the client went away; the intent is cancelled by its reader closing
 
     async def emit(self, event: dict) -> None:
+        if "id" not in event:  # backends' chunks and progress carry no id; clients multiplex by it
+            event = {**event, "id": self.intent.id}
         self.emit_nowait(event)
 
 
@@ -185,7 +189,21 @@ class Broker:
 
     async def _dispatch_forever(self) -> None:
         while True:
-            ticket = self.queue.take(self._can_run)
+            # One answer per (kind, model, ...) within a pass: with many users waiting on a busy
+            # model, asking every head again would make each dispatch O(queue).
+            memo: dict[tuple, tuple[bool, str]] = {}
+
+            def can_run(t: Ticket) -> bool:
+                if t.cancel_reason:
+                    return True
+                i = t.intent
+                key = (i.kind, i.model, i.max_price, t.local_only)
+                if key not in memo:
+                    memo[key] = (self._can_run(t), t.target)
+                ok, t.target = memo[key]
+                return ok
+
+            ticket = self.queue.take(can_run) if self.inflight < self.max_inflight else None
             if ticket is None:
                 await self._wake.wait()
                 self._wake = trio.Event()
@@ -202,10 +220,14 @@ class Broker:
         while True:
             await self._positions_dirty.wait()
             self._positions_dirty = trio.Event()
+            now = time.monotonic()
             for key, pos in self.queue.positions().items():
                 t = self.tickets.get(key)
-                if t is not None and t.position != pos:
-                    t.position = pos
+                # Each client hears of its own position at most once a second (more often near
+                # the front): with n waiting, every dispatch moves all n, and n^2 updates would
+                # swamp a busy node.
+                if t is not None and t.position != pos and (pos <= 3 or now - t.position_sent >= POSITION_UPDATE_MIN_GAP_S):
+                    t.position, t.position_sent = pos, now
                     t.emit_nowait({"type": "queued", "id": key, "position": pos})
             await trio.sleep(POSITION_UPDATE_PERIOD_S)
 

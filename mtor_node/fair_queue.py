@@ -31,9 +31,22 @@ class FairQueue(Generic[T]):
         """Queue `item`; returns its 1-based position. Raises QueueFull."""
         if self._size >= self.max_size:
             raise QueueFull(f"the queue is full ({self.max_size} intents waiting); try again shortly")
-        self._users.setdefault(self._user(item), deque()).append(item)
+        user = self._user(item)
+        items = self._users.setdefault(user, deque())
+        items.append(item)
         self._size += 1
-        return self.position(self._key(item))
+        return self._position(user, len(items) - 1)
+
+    def _position(self, user: Hashable, k: int) -> int:
+        """Position of `user`'s k-th item without listing the whole order: everyone's first k
+        items go before it, and so do the k+1-th items of users ahead in the rotation."""
+        pos = 1
+        ahead = True
+        for u, items in self._users.items():
+            if u == user:
+                ahead = False
+            pos += min(len(items), k) + (1 if ahead and len(items) > k else 0)
+        return pos
 
     def take(self, can_run: Callable[[T], bool] = lambda _: True) -> T | None:
         """Remove and return the next item that can run now, in round-robin order of users.

@@ -253,6 +253,8 @@ class Node:
         hc.accesslog = None
         hc.errorlog = logging.getLogger("mtor.http")
         hc.graceful_timeout = 1.0
+        hc.websocket_max_message_size = 16 * 1024 * 1024  # an intent's image or audio fits (docs/ui.md)
+        hc.backlog = 4096  # hypercorn's 100 overflows when a thousand pages connect at once: SYN retries stall them
         self.http_url = f"http://{host}:{port}"
         await serve(create_app(self), hc, task_status=task_status)
 
