@@ -168,6 +168,12 @@ def cmd_status(args) -> int:
     print(f"http:            {st['http']}")
     for a in st.get("listen_addrs") or []:
         print(f"listening:       {a}")
+    if st.get("realm"):
+        reach = (st.get("reachability") or {}).get("summary") or "unknown"
+        print(f"realm:           {st['realm']}  ({len(st.get('peers') or [])} peers; reachability: {reach})")
+    wallet = st.get("wallet")
+    if wallet:
+        print(f"wallet:          {wallet['balance'] / 1e6:.6f} $9000 ({wallet['available']} micro-tokens available, {wallet['held']} held)")
     q = st.get("queue") or {}
     if q:
         print(f"queue:           {q['waiting']} waiting, {q['inflight']} running (max {q['max_size']})")
