@@ -34,6 +34,8 @@ class RemoteRouter(Protocol):
 
     async def run_remote(self, intent: Intent, emit: Callable[[dict], Awaitable[None]]) -> tuple[dict, str]: ...
 
+    def finished(self, intent_id: str) -> None: ...
+
 
 @dataclass(eq=False)
 class Ticket:
@@ -283,6 +285,8 @@ class Broker:
                 self.models.release(ticket.target)
         else:
             self.queue.remove(intent.id)
+        if self.remote is not None:
+            self.remote.finished(intent.id)
         ticket.emit_nowait(final)
         ticket.send.close()
         self.tickets.pop(intent.id, None)

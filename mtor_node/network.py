@@ -73,6 +73,7 @@ class Network:
         self.peaking = cfg["prices.peaking"] or None
         self.surge = SurgeMeter()
         self.rng = random.Random()
+        self._held: set[str] = set()  # intents that placed a hold, until they end
         self.messenger: Messenger | None = None
         self.counters = {"paid": 0, "earned": 0, "pay_failed": 0, "price_moved": 0, "refused_credit": 0}
 
@@ -371,11 +372,21 @@ class Network:
             if ledger is not None:
                 ledger.release(intent.id)  # failure or cancel: nothing is owed
             raise
+        if ledger is not None:
+            ledger.release(intent.id)  # every worker tried failed: nothing is owed
         raise BackendError(last.code if last else "no_candidates", f"all workers failed; last: {last.message if last else '-'}")
+
+    def finished(self, intent_id: str) -> None:
+        """The intent is over, whatever happened: no hold may outlive it (paid ones have none left)."""
+        if intent_id in self._held:
+            self._held.discard(intent_id)
+            if self.node.ledger.release(intent_id):
+                log.warning("intent %s ended with a hold still placed: released", intent_id)
 
     def _hold(self, intent: Intent, amount: int, peer_id: str) -> None:
         from ledger import InsufficientFunds
 
+        self._held.add(intent.id)
         try:
             self.node.ledger.hold(intent.id, amount, pubkey_from_peer_id(peer_id))
         except InsufficientFunds:

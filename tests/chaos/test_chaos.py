@@ -103,8 +103,6 @@ def test_03_broker_sigkilled_during_ledger_writes_then_restarted(chaos):
     settle_and_check(chaos, load, t0, "broker SIGKILL", allow_conn_lost={"b1"})
 
 
-@pytest.mark.xfail(strict=True, reason="holds of intents in flight when a broker is killed survive its restart "
-                   "for ledger.accounts.DEFAULT_HOLD_TTL_S (900 s): mtor_node/node.py does not release them at start")
 def test_03b_no_hold_left_after_broker_restart(chaos):
     assert not chaos.residue["held"], f"held after restart: {chaos.residue['held']}"
 
@@ -140,9 +138,10 @@ def _rogue_health(chaos):
             for b in chaos.brokers}
 
 
-@pytest.mark.xfail(strict=False, reason="observed, not yet diagnosed (docs/reliability.md, findings 3-4): brokers "
-                   "leave holds behind (20 micro-tokens per job) while a cheap rogue worker fails, and a garbage-answering "
-                   "worker was not always out of rotation within 40 s")
+@pytest.mark.xfail(strict=False, reason="open (docs/reliability.md, findings 3-4): in this harness the brokers never "
+                   "choose the rogue in garbage mode (health 100, no failures, no failovers from it), so 'out of "
+                   "rotation' cannot be observed; and in refuse mode a few 20 micro-token holds stay on the brokers "
+                   "with job ids the load generator never saw")
 @pytest.mark.parametrize("mode", ["garbage", "refuse"])
 def test_06_rogue_worker_out_of_rotation_then_back(chaos, mode):
     """The rogue is made the cheapest worker, so every broker tries it first. Out of rotation:
@@ -163,7 +162,13 @@ def test_06_rogue_worker_out_of_rotation_then_back(chaos, mode):
                     [r.t0 for r in load.since(t_fault) if r.peer == rogue.peer_id]
             done = [r for r in load.since(t_fault) if r.outcome == "result" and r.t0 > now - 4]
             return tried and now - max(tried) >= 4 and len(done) >= 4
-        wait_until(out_of_rotation, 40, f"both brokers to stop choosing the {mode} worker")
+        try:
+            wait_until(out_of_rotation, 40, f"both brokers to stop choosing the {mode} worker")
+        except AssertionError as e:
+            recent = [(round(t - t_fault, 1), code) for t, frm, code in load.failover_log if frm == rogue.peer_id][-8:]
+            outcomes = [(round(r.t0 - t_fault, 1), r.outcome) for r in load.since(t_fault)][-12:]
+            raise AssertionError(f"{e}; rogue at the brokers: {_rogue_health(chaos)}; last failovers from it: {recent}; "
+                                 f"last outcomes: {outcomes}") from None
         out_after = time.monotonic() - t_fault - 4
         health = _rogue_health(chaos)
         tries = sum(1 for _, frm, _ in load.failover_log if frm == rogue.peer_id)
