@@ -28,8 +28,9 @@ from tests.conftest import ECHO_MODELS, free_port, write_config  # noqa: E402
 PROMPT = "Write a short story about a lighthouse keeper."
 
 
-def start_node(data_dir: Path, port: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mtor_node", "start", "--data-dir", str(data_dir), "--port", str(port)],
+def start_node(data_dir: Path, port: int, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mtor_node", "start", "--data-dir", str(data_dir), "--port", str(port),
+                             "--p2p-host", "127.0.0.1", "--p2p-port", "0", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
 
 
@@ -39,7 +40,7 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120, model_rea
         assert proc.poll() is None, "node exited"
         try:
             st = httpx.get(url + "/api/v1/status", timeout=1).json()
-            if not model_ready or all(m["status"] == "ready" for m in st["models"]):
+            if not model_ready or any(m["kind"] == "chat" and m["status"] == "ready" for m in st["models"]):
                 return time.monotonic() - t0
         except httpx.HTTPError:
             pass
@@ -104,7 +105,7 @@ def bench_chat(runs: int, max_tokens: int) -> dict:
         d = Path(tmp) / "smol"
         port = free_port()
         t0 = time.monotonic()
-        proc = start_node(d, port)  # default config: the embedded SmolLM2
+        proc = start_node(d, port, "--no-p2p")  # default config: the embedded SmolLM2; no realm: node overhead only
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, proc, timeout=600, model_ready=True)
