@@ -60,6 +60,7 @@ class ReachConfig:
     announce: list[str] = field(default_factory=list)  # addresses to announce instead of the listen ones
     max_peers: int = 200
     max_per_ip: int = 8
+    limit_loopback: bool = False  # nodes on this machine (a local realm, tests) are not a flood from one IP
     hole_punch: bool = True
     pex: bool = True
     autonat_interval_s: float = 60.0
@@ -282,7 +283,7 @@ class Reachability:
             self.counters["refused_max_peers"] += 1
             return f"max peers ({self.cfg.max_peers})"
         ip = conn_remote_ip(conn)
-        if ip is None:
+        if ip is None or (not self.cfg.limit_loopback and (ip.startswith("127.") or ip == "::1")):
             return None
         same = 0
         for conns in network.connections.values():

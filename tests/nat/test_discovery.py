@@ -110,7 +110,7 @@ async def test_peer_exchange_connects_peers_of_peers():
 
 async def test_max_per_ip_refuses_extra_connections():
     async with trio.open_nursery() as nursery:
-        hub = await start(nursery, Federation(os.urandom(32), reach=ReachConfig(max_per_ip=2, pex=False)))
+        hub = await start(nursery, Federation(os.urandom(32), reach=ReachConfig(max_per_ip=2, limit_loopback=True, pex=False)))
         others = []
         for _ in range(4):
             others.append(await start(nursery, Federation(os.urandom(32), reach=ReachConfig(pex=False))))
