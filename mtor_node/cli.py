@@ -173,7 +173,9 @@ def cmd_status(args) -> int:
         print(f"realm:           {st['realm']}  ({len(st.get('peers') or [])} peers; reachability: {reach})")
     wallet = st.get("wallet")
     if wallet:
-        print(f"wallet:          {wallet['balance'] / 1e6:.6f} $9000 ({wallet['available']} micro-tokens available, {wallet['held']} held)")
+        from .commands.ledger import fmt_amount  # exact decimal, never float, for money
+
+        print(f"wallet:          {fmt_amount(wallet['balance'])}; available {fmt_amount(wallet['available'])}")
     q = st.get("queue") or {}
     if q:
         print(f"queue:           {q['waiting']} waiting, {q['inflight']} running (max {q['max_size']})")
