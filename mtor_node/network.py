@@ -69,7 +69,7 @@ class Network:
         )
         self.hardware: dict = {"gpus": [], "cpu": {"cores": 0, "ram": 0}}
         self.prices = PriceTable({k: cfg[f"prices.{k}"] for k in ("chat", "vision", "imagine", "transcribe", "speak")
-                                  if cfg[f"prices.{k}"]}).with_overrides(getattr(node, "price_overrides", {}))
+                                  if cfg[f"prices.{k}"]}).with_overrides(node.price_overrides)
         self.peaking = cfg["prices.peaking"] or None
         self.surge = SurgeMeter()
         self.rng = random.Random()
