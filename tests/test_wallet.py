@@ -316,32 +316,7 @@ async def test_anchorer_task_anchors_and_survives_a_dead_rpc(tmp_path, caplog, m
         assert sum("anchoring failed" in r.getMessage() for r in caplog.records) >= 2, caplog.text
 
 
-def make_mint(svm, owners: list, amount: int, decimals: int = 6):
-    """A test mint with 6 decimals and `amount` micro-tokens in each owner's token account."""
-    from solders.keypair import Keypair
-    from solders.system_program import CreateAccountParams, create_account
-    from solders.transaction import Transaction
-    from spl.token.instructions import initialize_mint2, mint_to
-    from spl.token.models import InitializeMint2Params, MintToParams
-
-    from ledger.solana_chain import TOKEN_PROGRAM_ID, associated_token_address, create_ata_idempotent
-
-    auth, mint = Keypair(), Keypair()
-    svm.airdrop(auth.pubkey(), 10 * SOL)
-    rent = svm.minimum_balance_for_rent_exemption(82)
-    ixs = [create_account(CreateAccountParams(from_pubkey=auth.pubkey(), to_pubkey=mint.pubkey(),
-                                              lamports=rent, space=82, owner=TOKEN_PROGRAM_ID)),
-           initialize_mint2(InitializeMint2Params(decimals=decimals, program_id=TOKEN_PROGRAM_ID,
-                                                  mint=mint.pubkey(), mint_authority=auth.pubkey()))]
-    for o in owners:
-        ixs += [create_ata_idempotent(auth.pubkey(), o, mint.pubkey()),
-                mint_to(MintToParams(program_id=TOKEN_PROGRAM_ID, mint=mint.pubkey(),
-                                     dest=associated_token_address(o, mint.pubkey()),
-                                     mint_authority=auth.pubkey(), amount=amount))]
-    res = svm.send_transaction(Transaction.new_signed_with_payer(ixs, auth.pubkey(), [auth, mint],
-                                                                 svm.latest_blockhash()))
-    assert not hasattr(res, "err"), res
-    return mint.pubkey()
+from tests.ledger.test_ledger_solana import make_mint  # noqa: E402 - one test mint helper for both suites
 
 
 async def test_settle_pays_what_we_owe_with_spl(tmp_path):
