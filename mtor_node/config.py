@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from federation.kinds import KINDS as _KINDS
+
 from .backends.base import ModelSpec
 from .intents import KINDS
 
@@ -83,6 +85,10 @@ KEYS: list[Key] = [
     Key("http", "host", "127.0.0.1", "address of the web UI and API; anything but loopback requires http.access_token", _str()),
     Key("http", "port", 9000, "port of the web UI and API", _int(1, 65535)),
     Key("http", "access_token", "", "token required from clients when http.host is not loopback", _str()),
+    Key("http", "allowed_hosts", [], "extra names (or name:port) this node answers to, e.g. \"mtor.lan\"; 127.0.0.1, localhost, [::1] and http.host always are (DNS-rebinding guard)", _str_list()),
+    Key("http", "max_connections", 1024, "HTTP/WebSocket connections open at once; more are answered 503 and closed", _int(1, 1_000_000)),
+    Key("http", "keep_alive_s", 5.0, "an idle connection (or one whose request headers are not complete) is closed after this", _float(0.1, 3600)),
+    Key("http", "body_timeout_s", 120.0, "a request body must arrive whole within this", _float(0.1, 86_400)),
     Key("p2p", "enabled", True, "join a realm over libp2p (false: a standalone node)", _bool),
     Key("p2p", "port", 9001, "libp2p TCP port; 0 takes any free port", _int(0, 65535)),
     Key("p2p", "host", "0.0.0.0", "address libp2p listens on", _str()),
@@ -118,16 +124,29 @@ KEYS: list[Key] = [
     Key("ledger", "anchor", False, "anchor the ledger's Merkle roots on Solana (needs SOL for fees in the node's wallet; off with airgap)", _bool),
     Key("ledger", "anchor_every_entries", 1000, "anchor after this many new entries", _int(1, 10**9)),
     Key("ledger", "anchor_every_s", 600, "or after this many seconds with new entries", _int(10, 10**9)),
-    Key("prices", "chat", 0, "base price, micro-tokens per 1k output tokens (0: free)", _int(0, 10**12)),
-    Key("prices", "vision", 0, "base price, micro-tokens per vision request", _int(0, 10**12)),
-    Key("prices", "imagine", 0, "base price, micro-tokens per 512x512, 20-step image (scaled by pixels x steps)", _int(0, 10**12)),
-    Key("prices", "transcribe", 0, "base price, micro-tokens per audio minute", _int(0, 10**12)),
-    Key("prices", "speak", 0, "base price, micro-tokens per 1k characters", _int(0, 10**12)),
+    # one price per kind of the registry (federation/kinds.py), micro-tokens per its price unit
+    *(Key("prices", k.name, 0, f"base price, micro-tokens {k.price_unit} (0: free)", _int(0, 10**12))
+      for k in _KINDS.values()),
     Key("prices", "peaking", 0.0, "take work only while this worker's surge is at least this (0: always)", _float(0, 10)),
     Key("queue", "max_size", 1000, "intents waiting at most; more are answered \"queue full\"", _int(1, 1_000_000)),
     Key("queue", "max_inflight", 64, "intents running at once across all backends and peers", _int(1, 100_000)),
     Key("queue", "timeout_s", 300.0, "default time limit of one intent, queue wait included", _float(1, 86_400)),
     Key("hub", "offline", "auto", "\"auto\": use the model hub when it answers; \"true\": never (sets HF_HUB_OFFLINE); \"false\": always", _str(("auto", "true", "false"))),
+    # realm apps (mtor_node/apps/): run on the broker node only, off until configured, never with airgap
+    Key("weather", "enabled", False, "the weather app (Open-Meteo, no key): \"Computer, weather in Berlin\"", _bool),
+    Key("weather", "place", "", "place when the utterance names none (e.g. \"Berlin\")", _str()),
+    Key("weather", "units", "celsius", "temperatures in \"celsius\" or \"fahrenheit\"", _str(("celsius", "fahrenheit"))),
+    Key("weather", "geocoding_url", "https://geocoding-api.open-meteo.com/v1/search", "Open-Meteo geocoding API", _str()),
+    Key("weather", "forecast_url", "https://api.open-meteo.com/v1/forecast", "Open-Meteo forecast API", _str()),
+    Key("mail", "host", "", "the mail app: IMAP server (TLS), e.g. \"imap.gmail.com\"; empty: off", _str()),
+    Key("mail", "port", 993, "IMAP over TLS port", _int(1, 65535)),
+    Key("mail", "user", "", "mail account", _str()),
+    Key("mail", "password", "", "an app password of that account (not your main password)", _str()),
+    Key("mail", "mailbox", "INBOX", "mailbox whose unread messages are read", _str()),
+    Key("mail", "read_count", 5, "newest unread messages read aloud", _int(1, 20)),
+    Key("mail", "ca_file", "", "CA certificates (PEM) to trust instead of the system's, for a private server", _str()),
+    Key("logs", "max_bytes", 10 * 1024 * 1024, "rotate logs/mtor-node.log at this size", _int(4096, 10**12)),
+    Key("logs", "backup_count", 5, "rotated log files kept", _int(0, 1000)),
 ]
 
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 import ipaddress
 import logging
 import secrets
-from urllib.parse import urlsplit
 
 from quart import jsonify, request, websocket
 from quart_trio import QuartTrio
 
 from .api import api
+from .http_guard import MAX_BODY, HostAllowlist, HttpGuard
+from .apps_api import apps_api
 from .intake import UiState
 from .ledger_api import ledger_api
 from .meta import meta
+from .ollama_api import ollama_bp
 from .openai_api import openai_bp
-from .pages import pages
+from .pages import CSP, pages
 from .realm_api import realm_api
 from .sysop import sysop
 from .ws import ws_bp
@@ -39,28 +41,27 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def same_origin(origin: str, host: str) -> bool:
-    """Origin "http://127.0.0.1:9000" against the Host header "127.0.0.1:9000"."""
-    if origin in ("", "null"):
-        return origin == ""
-    try:
-        return urlsplit(origin).netloc.lower() == host.lower()
-    except ValueError:
-        return False
+# Answers that are data, not pages: nothing in them may run, be framed or be sniffed into HTML.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+RETRY_AFTER_S = "2"  # a full queue or a stopping node: when a client may try again
 
 
 def create_app(node) -> QuartTrio:
     app = QuartTrio(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024  # the largest intent input plus base64 overhead
-    app.config["MAX_FORM_MEMORY_SIZE"] = 64 * 1024 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY  # the largest intent input plus base64 overhead
+    app.config["MAX_FORM_MEMORY_SIZE"] = MAX_BODY
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["mtor_node"] = node
     app.extensions["mtor_ui"] = UiState(node)
-    for bp in (api, realm_api, ledger_api, sysop, openai_bp, meta, ws_bp, pages):
+    for bp in (api, apps_api, realm_api, ledger_api, sysop, openai_bp, ollama_bp, meta, ws_bp, pages):
         app.register_blueprint(bp)
 
     def error(code: str, message: str, status: int):
         return jsonify({"error": {"code": code, "message": message}}), status
+
+    # Before Quart sees anything: the Host allowlist (DNS rebinding), body limits and deadlines.
+    allow = HostAllowlist.from_config(node.config)
+    app.asgi_app = HttpGuard(app.asgi_app, allow, body_timeout_s=node.config["http.body_timeout_s"])
 
     access_token = node.config["http.access_token"]
     if not is_loopback(node.config["http.host"]):
@@ -88,7 +89,7 @@ def create_app(node) -> QuartTrio:
         """A page on another site must not be able to change anything here through the browser."""
         if request.method not in STATE_CHANGING:
             return None
-        if not same_origin(request.headers.get("Origin", ""), request.headers.get("Host", "")):
+        if not allow.allows_origin(request.headers.get("Origin", "")):
             return error("cross_origin", "requests from another origin are refused", 403)
         ctype = (request.mimetype or "").lower()
         if ctype and ctype not in JSON_TYPES + FORM_TYPES:
@@ -104,10 +105,23 @@ def create_app(node) -> QuartTrio:
             response.headers["Connection"] = "close"
         return response
 
+    @app.after_request
+    async def security_headers(response):
+        # Every answer, /static/* included: the page's CSP for what a browser renders, none for data.
+        h = response.headers
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "no-referrer")
+        if "Content-Security-Policy" not in h:
+            page = request.path == "/" or request.path.startswith(PUBLIC_PREFIXES)
+            h["Content-Security-Policy"] = CSP if page else API_CSP
+        if response.status_code == 503 and "Retry-After" not in h:
+            h["Retry-After"] = RETRY_AFTER_S  # queue_full, shutting_down, a peer-less realm: all temporary
+        return response
+
     @app.before_websocket
     async def ws_origin_guard():
         # Browsers always send Origin on a WebSocket upgrade and never enforce same-origin on it themselves.
-        if not same_origin(websocket.headers.get("Origin", ""), websocket.headers.get("Host", "")):
+        if not allow.allows_origin(websocket.headers.get("Origin", "")):
             return error("cross_origin", "WebSocket connections from another origin are refused", 403)
         return None
 

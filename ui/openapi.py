@@ -155,6 +155,16 @@ def openapi_document(node) -> dict:
             "requestBody": {"required": True, **_json({"type": "object", "required": ["message"], "properties": {
                 "message": {"type": "string", "minLength": 1, "maxLength": 500}}})},
             "responses": json_or_err({"type": "object", "properties": {"delivered": {"type": "integer"}}}, 400, *cross)}},
+        # apps_api.py
+        "/api/v1/apps": {"get": {"summary": "Realm apps (weather, mail): triggers, configured, available",
+            "responses": {"200": _resp("apps", {"type": "object", "required": ["apps"], "properties": {
+                "apps": {"type": "array", "items": {"type": "object"}}}})}}},
+        "/api/v1/apps/{name}": {"post": {"summary": "Run a realm app on this broker node: text to show and say",
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "requestBody": {"required": False, **_json({"type": "object", "properties": {"text": {"type": "string", "maxLength": 500}}})},
+            "responses": json_or_err({"type": "object", "required": ["app", "text", "say"], "properties": {
+                "app": {"type": "string"}, "text": {"type": "string"}, "say": {"type": "string"},
+                "data": {"type": ["object", "null"]}}}, 400, 404, 409, 502, 503, *cross)}},
         # realm_api.py
         "/api/v1/peers": {"get": {"summary": "Peers of the realm: hardware, models, prices, surge, health, RTT",
             "responses": {"200": _resp("peers", {"type": "object", "required": ["peers"], "properties": {
