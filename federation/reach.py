@@ -619,18 +619,26 @@ class Reachability:
         }
 
 
-def iface_ipv4(name: str) -> str | None:
-    """IPv4 address of a network interface by name (Linux), or None."""
-    import fcntl
-    import socket
-    import struct
+def _ipv4s_by_iface() -> dict[str, list[str]]:
+    """Interface name -> IPv4 addresses, on every OS (ifaddr, which zeroconf brings; no fcntl
+    ioctl, so Windows starts too). Windows adapters answer to their friendly name as well."""
+    import ifaddr
 
+    out: dict[str, list[str]] = {}
+    for ad in ifaddr.get_adapters():
+        ips = [ip.ip for ip in ad.ips if isinstance(ip.ip, str)]
+        for name in dict.fromkeys([ad.name, ad.nice_name]):
+            out.setdefault(name, []).extend(ips)
+    return out
+
+
+def iface_ipv4(name: str) -> str | None:
+    """IPv4 address of a network interface by name, or None."""
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))  # SIOCGIFADDR
-        return socket.inet_ntoa(packed[20:24])
+        ips = _ipv4s_by_iface().get(name) or []
     except OSError:
         return None
+    return ips[0] if ips else None
 
 
 def resolve_listen(items: list[str]) -> list[str]:
@@ -653,13 +661,15 @@ def resolve_listen(items: list[str]) -> list[str]:
 
 def local_ipv4s() -> list[str]:
     """IPv4 addresses of this machine's interfaces, loopback last."""
-    import socket
-
     out = []
-    for _, name in socket.if_nameindex():
-        ip = iface_ipv4(name)
-        if ip and ip not in out:
-            out.append(ip)
+    try:
+        by_iface = _ipv4s_by_iface()
+    except OSError:
+        by_iface = {}
+    for ips in by_iface.values():
+        for ip in ips:
+            if ip not in out:
+                out.append(ip)
     return sorted(out, key=lambda ip: ipaddress.ip_address(ip).is_loopback)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import logging
 import os
@@ -12,6 +10,7 @@ import signal
 import time
 from pathlib import Path
 
+import filelock
 import trio
 
 from . import __version__
@@ -24,6 +23,7 @@ from .store import DB_NAME, Store
 log = logging.getLogger("mtor.node")
 
 LOCK_NAME = "mtor.lock"
+PID_NAME = "mtor.pid"  # the lock holder's pid, for the "already running" message
 RUNTIME_NAME = "node.json"  # where the running node tells the CLI its address
 SYSOP_TOKEN_NAME = "sysop.token"
 SHUTDOWN_GRACE_S = 3.0  # in-flight clients get their final error within this, well under the 5 s promise
@@ -59,31 +59,31 @@ def read_runtime(data_dir: Path) -> dict | None:
 
 
 class DataDirLock:
-    """An exclusive flock on the data dir: a second node on it is refused, and the OS frees it on crash."""
+    """An exclusive OS lock on the data dir (filelock: flock on Unix, msvcrt on Windows): a second
+    node on it is refused, and the OS frees it on crash. The holder's pid is in a file beside it
+    (flock's lock file is truncated by every attempt to take it)."""
 
     def __init__(self, data_dir: Path):
         self.path = data_dir / LOCK_NAME
-        self.fd: int | None = None
+        self.pid_path = data_dir / PID_NAME
+        self._lock = filelock.FileLock(self.path, timeout=0, mode=0o600)
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            if e.errno in (errno.EWOULDBLOCK, errno.EACCES):
-                raise StartError(f"another mtor-node (pid {holder}) is already running on {self.path.parent}; "
-                                 f"stop it first, or use another --data-dir") from None
-            raise
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self.fd = fd
+            self._lock.acquire()
+        except filelock.Timeout:
+            try:
+                holder = self.pid_path.read_text()[:32].strip() or "?"
+            except OSError:
+                holder = "?"
+            raise StartError(f"another mtor-node (pid {holder}) is already running on {self.path.parent}; "
+                             f"stop it first, or use another --data-dir") from None
+        self.pid_path.write_text(str(os.getpid()))
 
     def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        if self._lock.is_locked:
+            self.pid_path.unlink(missing_ok=True)
+            self._lock.release()
 
 
 class Node:
@@ -93,6 +93,9 @@ class Node:
         self.roles = list(cfg["node.roles"])
         self.identity = identity_mod.load(data_dir / identity_mod.KEY_NAME)
         self.sysop_token = (data_dir / SYSOP_TOKEN_NAME).read_text().strip()
+        if not _is_loopback(cfg["http.host"]) and not cfg["http.access_token"]:
+            raise StartError(f"http.host is {cfg['http.host']}, reachable from other machines: set http.access_token "
+                             f"in {config_mod.CONFIG_NAME} so that they must present it, or listen on 127.0.0.1")
         self.started_at = time.time()
         self.ready_at: float | None = None
         self.http_url = ""
@@ -241,20 +244,14 @@ class Node:
         self._cancel.cancel()
 
     async def _serve_http(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        from hypercorn.config import Config as HyperConfig
         from hypercorn.trio import serve
 
         from ui.app import create_app
+        from ui.http_server import hypercorn_config
 
         host, port = self.config["http.host"], self.config["http.port"]
         _check_port_free(host, port)
-        hc = HyperConfig()
-        hc.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-        hc.accesslog = None
-        hc.errorlog = logging.getLogger("mtor.http")
-        hc.graceful_timeout = 1.0
-        hc.websocket_max_message_size = 16 * 1024 * 1024  # an intent's image or audio fits (docs/ui.md)
-        hc.backlog = 4096  # hypercorn's 100 overflows when a thousand pages connect at once: SYN retries stall them
+        hc = hypercorn_config(self.config)  # timeouts, connection cap, hypercorn fixes
         self.http_url = f"http://{host}:{port}"
         await serve(create_app(self), hc, task_status=task_status)
 
@@ -269,6 +266,15 @@ class Node:
             os.environ["HF_HUB_OFFLINE"] = "1"
         elif mode == "false":
             os.environ.pop("HF_HUB_OFFLINE", None)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _check_port_free(host: str, port: int, flag: str = "--port") -> None:
