@@ -7,15 +7,8 @@ Amounts are integers in micro-tokens (1 $9000 = 10**6). Floats appear only for t
 multiplier, which is converted to an integer number of thousandths (`surge_milli`) before it
 touches an amount.
 
-Units and base prices (micro-tokens per price unit):
-
-| kind       | units (estimate_units)        | price unit                          | announcement key(s)          |
-|------------|-------------------------------|-------------------------------------|------------------------------|
-| chat       | output tokens                 | per 1,000 output tokens             | "chat"                       |
-| vision     | output tokens                 | per 1,000 tokens + per request      | "vision", "vision.request"   |
-| imagine    | width x height x steps (x n)  | per image of 512x512 at 20 steps    | "imagine"                    |
-| transcribe | audio seconds (rounded up)    | per audio minute                    | "transcribe"                 |
-| speak      | characters                    | per 1,000 characters                | "speak"                      |
+Kinds, their units, how many units one base price buys and the default prices are defined once,
+in federation/kinds.py.
 
 A per-model price overrides the kind's: key "KIND@MODEL" (and "vision.request@MODEL").
 
@@ -28,48 +21,23 @@ fixed part (the vision request price).
 
 from __future__ import annotations
 
-import io
 import math
-import wave
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-KINDS = ("chat", "vision", "imagine", "transcribe", "speak")
+from . import kinds as _kinds
+from .kinds import (ASSUMED_AUDIO_BYTES_PER_S, DEFAULT_MAX_AUDIO_S, DEFAULT_MAX_TOKENS, REF_IMAGE_PIXEL_STEPS,
+                    UnitsError, audio_seconds)
 
-# How many units one base price buys.
-REF_IMAGE_PIXEL_STEPS = 512 * 512 * 20  # imagine: one 512x512 image at 20 steps
-PER_UNITS: dict[str, int] = {
-    "chat": 1000,  # tokens
-    "vision": 1000,  # tokens (plus the per-request price)
-    "imagine": REF_IMAGE_PIXEL_STEPS,  # pixel-steps
-    "transcribe": 60,  # seconds
-    "speak": 1000,  # characters
-}
-UNIT_NAMES = {
-    "chat": "output tokens",
-    "vision": "output tokens",
-    "imagine": "pixel-steps (width x height x steps)",
-    "transcribe": "audio seconds",
-    "speak": "characters",
-}
-
-# Defaults a worker announces when its operator sets nothing (micro-tokens per price unit).
-DEFAULT_PRICES: dict[str, int] = {
-    "chat": 1_000,  # 0.001 $9000 per 1k output tokens
-    "vision": 1_000,  # per 1k output tokens ...
-    "vision.request": 2_000,  # ... plus 0.002 per request (image encoding)
-    "imagine": 20_000,  # 0.02 per 512x512x20 image
-    "transcribe": 5_000,  # 0.005 per audio minute
-    "speak": 2_000,  # 0.002 per 1k characters
-}
+KINDS = _kinds.KIND_NAMES
+PER_UNITS: dict[str, int] = {k.name: k.per for k in _kinds.KINDS.values()}  # units one base price buys
+UNIT_NAMES = {k.name: k.unit for k in _kinds.KINDS.values()}
+DEFAULT_PRICES: dict[str, int] = _kinds.default_prices()  # the grid realm's defaults (µ per price unit)
 
 MAX_PRICE = 10**12  # the caps validator's bound for one announced price
 PEAK_KEY = "peak"  # peaking threshold in the announcement's price map, in thousandths (2.5x -> 2500)
 REQUEST_SUFFIX = ".request"
-DEFAULT_MAX_TOKENS = 256
-ASSUMED_AUDIO_BYTES_PER_S = 4000  # 32 kbit/s: an over-estimate of seconds for most compressed audio
-DEFAULT_MAX_AUDIO_S = 600.0
 
 
 class PriceError(ValueError):
@@ -99,57 +67,11 @@ def apply_surge(base: int, surge: float) -> int:
 # ------------------------------------------------------------------------------------ units
 
 def estimate_units(kind: str, params: Mapping[str, Any] | None = None, inputs: Mapping[str, Any] | None = None) -> int:
-    """Units to quote for, before the work runs (an upper bound where one exists).
-
-    chat/vision: params["max_tokens"] (default 256) - the most the worker will produce;
-    imagine: width x height x steps (defaults 512, 512, 20), times params["n"] images if given;
-    transcribe: audio seconds, rounded up: inputs["audio_seconds"] if given, else the length of a
-      WAV in inputs["audio"], else len(audio) / 4000 B/s (32 kbit/s, an over-estimate for speech
-      codecs), capped at params["max_seconds"] (default 600);
-    speak: characters of inputs["text"] or inputs["prompt"].
-    `inputs` may be an intent's to_dict() (it carries prompt/audio/params).
-    """
-    params = params or {}
-    inputs = inputs or {}
-    if kind in ("chat", "vision"):
-        return _nonneg_int(params.get("max_tokens", DEFAULT_MAX_TOKENS), "max_tokens")
-    if kind == "imagine":
-        w = _nonneg_int(params.get("width", 512), "width")
-        h = _nonneg_int(params.get("height", 512), "height")
-        steps = _nonneg_int(params.get("steps", 20), "steps")
-        n = _nonneg_int(params.get("n", 1) or 1, "n")
-        return w * h * steps * n
-    if kind == "transcribe":
-        cap = params.get("max_seconds", DEFAULT_MAX_AUDIO_S)
-        secs = inputs.get("audio_seconds")
-        if secs is None:
-            secs = audio_seconds(inputs.get("audio") or b"")
-        if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not math.isfinite(secs) or secs < 0:
-            raise PriceError(f"audio_seconds must be a number >= 0, got {secs!r}")
-        if isinstance(cap, (int, float)) and not isinstance(cap, bool) and math.isfinite(cap):
-            secs = min(secs, cap)
-        return math.ceil(secs)
-    if kind == "speak":
-        text = inputs.get("text")
-        if text is None:
-            text = inputs.get("prompt")
-        return len(text) if isinstance(text, str) else 0
-    raise PriceError(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
-
-
-def audio_seconds(audio: bytes) -> float:
-    """Duration of WAV bytes from the header; other formats: len / 4000 B/s (see estimate_units)."""
-    if not audio:
-        return 0.0
-    if audio[:4] == b"RIFF" and audio[8:12] == b"WAVE":
-        try:
-            with wave.open(io.BytesIO(audio)) as w:
-                rate = w.getframerate()
-                if rate > 0:
-                    return w.getnframes() / rate
-        except (wave.Error, EOFError, ValueError):
-            pass
-    return len(audio) / ASSUMED_AUDIO_BYTES_PER_S
+    """Units to quote for, before the work runs (federation/kinds.py says how, per kind)."""
+    try:
+        return _kinds.kind(kind).estimate(params, inputs)
+    except UnitsError as e:
+        raise PriceError(str(e)) from None
 
 
 def _nonneg_int(v: Any, name: str) -> int:
@@ -172,8 +94,8 @@ def _split_key(key: str) -> tuple[str, str | None]:
     """'chat@m' -> ('chat', 'm'); 'vision.request' -> ('vision.request', None)."""
     kind, _, model = key.partition("@")
     base_kind = kind[: -len(REQUEST_SUFFIX)] if kind.endswith(REQUEST_SUFFIX) else kind
-    if base_kind not in KINDS or (kind != base_kind and base_kind != "vision"):
-        allowed = ", ".join(KINDS) + ", vision.request"
+    if base_kind not in KINDS or (kind != base_kind and not _kinds.KINDS[base_kind].default_request_price):
+        allowed = ", ".join(KINDS + tuple(f"{k.name}.request" for k in _kinds.KINDS.values() if k.default_request_price))
         raise PriceError(f"unknown price key {key!r}: the kind must be one of {allowed} (optionally @MODEL)")
     if "@" in key and not model:
         raise PriceError(f"price key {key!r} has an empty model name after '@'")
@@ -209,12 +131,12 @@ class PriceTable:
         return self.prices.get(kind, 0)
 
     def fixed(self, kind: str, model: str | None = None) -> int:
-        """The per-request part of a price (vision only)."""
-        if kind != "vision":
+        """The per-request part of a price (kinds with a request price: vision)."""
+        if kind not in _kinds.KINDS or not _kinds.KINDS[kind].default_request_price:
             return 0
-        if model is not None and f"vision.request@{model}" in self.prices:
-            return self.prices[f"vision.request@{model}"]
-        return self.prices.get("vision.request", 0)
+        if model is not None and f"{kind}.request@{model}" in self.prices:
+            return self.prices[f"{kind}.request@{model}"]
+        return self.prices.get(f"{kind}.request", 0)
 
     # ---- prices
     def price(self, kind: str, units: int, surge: float = 1.0, model: str | None = None) -> int:

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("chat", "vision", "imagine", "transcribe", "speak")
+from federation.kinds import KIND_NAMES as KINDS  # the one kind registry (federation/kinds.py)
 
 
 class IntentError(ValueError):

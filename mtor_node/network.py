@@ -20,6 +20,7 @@ import trio
 
 from federation import Federation, market
 from federation.intent_protocol import IntentFailed
+from federation.kinds import KIND_NAMES
 from federation.messages import MessageFailed, Messenger
 from federation.pricing import PriceTable, SurgeMeter, accepts_work, estimate_units
 from federation.realm import Realm, parse_secret, public_realm
@@ -68,7 +69,7 @@ class Network:
             rendezvous=cfg["p2p.rendezvous"], rendezvous_bootstrap=cfg["p2p.rendezvous_bootstrap"],
         )
         self.hardware: dict = {"gpus": [], "cpu": {"cores": 0, "ram": 0}}
-        self.prices = PriceTable({k: cfg[f"prices.{k}"] for k in ("chat", "vision", "imagine", "transcribe", "speak")
+        self.prices = PriceTable({k: cfg[f"prices.{k}"] for k in KIND_NAMES
                                   if cfg[f"prices.{k}"]}).with_overrides(node.price_overrides)
         self.peaking = cfg["prices.peaking"] or None
         self.surge = SurgeMeter()

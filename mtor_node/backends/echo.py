@@ -10,12 +10,14 @@ import hashlib
 
 import trio
 
+from federation.kinds import KIND_NAMES, KINDS
+
 from ..intents import Intent
 from .base import Backend, Emit
 
 
 class EchoBackend(Backend):
-    kinds = ("chat", "vision", "imagine", "transcribe", "speak")
+    kinds = KIND_NAMES
 
     async def run(self, intent: Intent, emit: Emit) -> dict:
         delay = float(self.spec.options.get("delay_s", 0.0))
@@ -29,8 +31,10 @@ class EchoBackend(Backend):
             return {"text": " ".join(words), "units": len(words)}
         if delay:
             await trio.sleep(delay)
+        # units as federation/kinds.py defines them, the same a real backend reports
+        units = KINDS[intent.kind].estimate(intent.params, intent.to_dict())
         if intent.kind == "imagine":
-            return {"image_png": hashlib.sha256(intent.prompt.encode()).digest(), "units": 1}
+            return {"image_png": hashlib.sha256(intent.prompt.encode()).digest(), "units": units}
         if intent.kind == "transcribe":
-            return {"text": f"{len(intent.audio)} bytes of audio", "units": 1}
-        return {"audio_wav": intent.prompt.encode(), "units": len(intent.prompt)}
+            return {"text": f"{len(intent.audio)} bytes of audio", "units": units}
+        return {"audio_wav": intent.prompt.encode(), "units": units}

@@ -17,13 +17,12 @@ image can be made again), negative_prompt.
 Events: one {"type": "progress", "step": i, "total": n} per denoising step (i = 1..n); the step
 callback is also where cancellation is noticed.
 Result: {"image_png", "width", "height", "steps", "seed", "nsfw"?, "units"}; ``units`` is the work in
-thousandths of a reference image (512×512 pixels × 20 steps): ceil(w·h·steps·1000 / (512·512·20)),
-so one 512×512 image at 20 steps = 1000 units, at 4 steps = 200.
+pixel-steps, w·h·steps, the unit pricing quotes in (federation/kinds.py): one 512×512 image at
+20 steps = 5,242,880 units, the amount one base price buys.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from pathlib import Path
 from typing import Callable
@@ -34,11 +33,13 @@ from ._media import png_bytes
 from .base import Backend, BackendError, Emit, ThreadContext, run_in_thread
 from .device import check_fits, pick_device, pick_dtype
 
-REFERENCE_WORK = 512 * 512 * 20
+from federation.kinds import REF_IMAGE_PIXEL_STEPS as REFERENCE_WORK
+from federation.kinds import pixel_steps
 
 
 def work_units(width: int, height: int, steps: int) -> int:
-    return max(1, math.ceil(width * height * steps * 1000 / REFERENCE_WORK))
+    """imagine units (pixel-steps), as federation/kinds.py defines them for quotes and charges."""
+    return pixel_steps(width, height, steps)
 
 
 def pipeline_bytes(path: Path) -> int:

@@ -25,12 +25,12 @@ from __future__ import annotations
 import base64
 import json
 
+from federation.kinds import KIND_NAMES as KINDS  # the one kind registry
+
 from ..intents import Intent
 from . import _http
 from ._media import join_wavs, split_sentences, wav_bytes, wav_pcm
 from .base import Backend, BackendError, Emit
-
-KINDS = ("chat", "vision", "imagine", "transcribe", "speak")
 
 
 def guess_kinds(model_id: str) -> list[str]:

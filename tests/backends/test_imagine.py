@@ -28,7 +28,7 @@ async def test_text_to_image(sd):
     progress = rec.of("progress")
     assert [e["step"] for e in progress] == [1, 2, 3] and all(e["total"] == 3 for e in progress)
     assert result["seed"] == 1 and result["steps"] == 3
-    assert result["units"] == work_units(96, 64, 3) == 4  # 96·64·3 / (512·512·20) thousandths, rounded up
+    assert result["units"] == work_units(96, 64, 3) == 96 * 64 * 3  # pixel-steps, the unit quotes use
     same, _ = await run_intent(sd, Intent(kind="imagine", prompt="a photo of a cat", params={"width": 96, "height": 64, "steps": 3, "guidance": 5.0, "seed": 1, "negative_prompt": "blurry"}))
     assert same["image_png"] == result["image_png"]  # a seed makes the image again
 
@@ -69,7 +69,7 @@ async def test_cancel_at_a_step(sd):
 
 
 def test_units():
-    assert work_units(512, 512, 20) == 1000
-    assert work_units(512, 512, 4) == 200
-    assert work_units(64, 64, 1) == 1
-    assert work_units(1024, 1024, 50) == 10000
+    assert work_units(512, 512, 20) == 512 * 512 * 20  # what one base imagine price buys
+    assert work_units(512, 512, 4) == 512 * 512 * 4
+    assert work_units(64, 64, 1) == 4096
+    assert work_units(1024, 1024, 50) == 1024 * 1024 * 50
