@@ -82,6 +82,10 @@ class OpenAIRemote(Backend):
         return {"ok": True, "url": self.url, "models": models, "kinds_by_model": kinds, "model": wanted,
                 "serves": serves, "kinds": [self.spec.kind] if serves else []}
 
+    def chat_extras(self, params: dict) -> dict:
+        """More fields for /chat/completions: the managed llama.cpp engine adds its own sampling knobs."""
+        return {}
+
     async def run(self, intent: Intent, emit: Emit) -> dict:
         handler = {"chat": self._chat, "vision": self._chat, "transcribe": self._transcribe,
                    "speak": self._speak, "imagine": self._imagine}[intent.kind]
@@ -105,6 +109,7 @@ class OpenAIRemote(Backend):
             payload["seed"] = p["seed"]
         if self.spec.options.get("stream_usage", True):
             payload["stream_options"] = {"include_usage": True}
+        payload.update(self.chat_extras(p))
         text, finish, usage, pieces = [], None, None, 0
         async with _http.client(self, self.url) as c:
             async with c.stream("POST", f"{self.v1}/chat/completions", json=payload) as resp:
