@@ -182,6 +182,7 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
         "code": (_is_str(64), True),
         "message": (_is_str(4096), True),
         "retryable": (_opt(_is_bool), False),
+        "price": (_opt(_PRICE), False),  # code "price": the worker's current price, typed (no parsing of message)
     },
     "receipt": {
         "id": (_ID, True),
