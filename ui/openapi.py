@@ -8,6 +8,8 @@ from __future__ import annotations
 from mtor_node import __version__
 from mtor_node.intents import KINDS
 
+from . import openapi_compat
+
 
 def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -237,6 +239,8 @@ def openapi_document(node) -> dict:
                                                                                     "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _resp("OpenAPI 3.1", {"type": "object"})}}},
     }
+    S.update(openapi_compat.schemas())  # Ollama and Anthropic endpoints, OpenAI additions
+    paths.update(openapi_compat.paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "mtor-node", "version": __version__,
