@@ -65,11 +65,12 @@ ERROR_CODES: dict[str, bool] = {
 
 
 class IntentFailed(Exception):
-    def __init__(self, code: str, message: str, retryable: bool | None = None) -> None:
+    def __init__(self, code: str, message: str, retryable: bool | None = None, price: int | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.retryable = ERROR_CODES.get(code, True) if retryable is None else retryable
+        self.price = price  # code "price": the worker's current price (error frame field "price")
 
 
 @dataclass
@@ -110,6 +111,8 @@ class IntentServer:
         self.signer = signer
         self.limits = limits or Limits()
         self.handler: Handler | None = None
+        # (peer, reason) for a frame that broke the protocol: Federation gives the peer a strike
+        self.on_bad_frame: Callable[[str, str], Awaitable[None]] | None = None
         self.stats = {"jobs": 0, "results": 0, "errors": 0, "bad_frames": 0}
 
     async def handle_stream(self, stream: Any) -> None:
@@ -132,6 +135,8 @@ class IntentServer:
                         log.info("intent: bad frame from %s: %s", peer, exc)
                         if "scope" not in job:
                             await _try_write(write, {"type": "error", "id": "", "code": "protocol", "message": exc.reason})
+                        if self.on_bad_frame is not None:
+                            await self.on_bad_frame(peer, f"bad frame: {exc}"[:200])
                         break
                     except (StreamClosed, trio.TooSlowError):
                         break
@@ -362,7 +367,7 @@ class IntentClient:
                     t = frame["type"]
                     if t == "error":
                         clean = True
-                        raise IntentFailed(frame["code"], frame["message"], frame.get("retryable"))
+                        raise IntentFailed(frame["code"], frame["message"], frame.get("retryable"), frame.get("price"))
                     if price is None:
                         if t != "accepted":
                             raise IntentFailed("protocol", f"expected accepted, got {t}")

@@ -20,6 +20,7 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
 from . import caps as caps_mod
+from .guard import StreamGuard
 from .host import full_addrs, info_from_addr, listen_multiaddr, make_host, set_safe_handler
 from .intent_protocol import PROTOCOL as INTENT_PROTOCOL
 from .intent_protocol import Handler, IntentClient, IntentFailed, IntentServer, Limits, OnEvent
@@ -180,6 +181,10 @@ class Federation:
         self.join_errors: dict[str, str] = {}
         self.counters: dict[str, int] = {"routes": 0, "failovers": 0, "realm_mismatch": 0, "announced": 0}
         self.reach = Reachability(self, self.reach_config)
+        # every inbound stream (ours and py-libp2p's protocols) runs under one guard (issue 12 #1)
+        self.guard = StreamGuard(self.host, on_offence=self._on_offence)
+        self.guard.install()
+        self.server.on_bad_frame = lambda peer, reason: self.guard.report(peer, INTENT_PROTOCOL, reason)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -400,9 +405,12 @@ class Federation:
         return False
 
     # ------------------------------------------------------------------ connection events
+    def _on_offence(self, peer: str, protocol: str, reason: str, repeat: bool) -> None:
+        self.peers.record_misbehaviour(peer, reason)
+
     def _on_connected(self, pid: ID, conn: Any = None) -> None:
         if conn is not None:
-            reason = self.reach.admit(conn)
+            reason = "backed off: broke a protocol" if self.guard.is_banned(pid.to_base58()) else self.reach.admit(conn)
             if reason is not None:
                 log.info("refusing connection from %s: %s", pid.to_base58()[:16], reason)
                 if self._nursery is not None:
@@ -677,11 +685,13 @@ class Federation:
             try:
                 async with background_trio_service(self.pubsub), background_trio_service(self.gossip):
                     await self.pubsub.wait_until_ready()
+                    self.guard.guard_service(self.pubsub)
+                    self.guard.guard_service(self.gossip)
                     self.pubsub.set_topic_validator(self.realm.caps_topic, self._validate_gossip, False)
                     sub = await self.pubsub.subscribe(self.realm.caps_topic)
                     try:
                         async with trio.open_nursery() as nursery:
-                            self._nursery = nursery
+                            self._nursery = self.guard.nursery = nursery
                             if self.enable_dht:
                                 await self._start_dht(nursery)
                             await nursery.start(self.reach.run)
@@ -697,7 +707,7 @@ class Federation:
                             task_status.started()
                             await trio.sleep_forever()
                     finally:
-                        self._nursery = None
+                        self._nursery = self.guard.nursery = None
                         with trio.CancelScope(shield=True), trio.move_on_after(3):
                             await self._shutdown()
             finally:
