@@ -51,7 +51,10 @@ def _how_many(text: str, default: int) -> int:
 
 def _fetch_unread(config: Config, limit: int) -> tuple[int, list[dict]]:
     """Blocking: runs in a worker thread."""
-    ctx = ssl.create_default_context(cafile=config.get("mail.ca_file") or None)
+    try:
+        ctx = ssl.create_default_context(cafile=config.get("mail.ca_file") or None)
+    except (OSError, ssl.SSLError) as e:
+        raise AppError("not_configured", f"cannot use mail.ca_file {config.get('mail.ca_file')!r}: {e}") from None
     try:
         imap = imaplib.IMAP4_SSL(config["mail.host"], int(config["mail.port"]), ssl_context=ctx, timeout=TIMEOUT_S)
     except ssl.SSLError as e:
