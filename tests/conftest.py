@@ -13,10 +13,40 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import tempfile
+
 import pytest
 import trio
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The dial-out guard (tests/netguard/sitecustomize.py): this process and every Python process the
+# suite starts refuse connects and datagrams to addresses off this machine and log them; the autouse
+# fixture below fails the test that caused one. Set before any test module builds its child ENV.
+_GUARD_DIR = str(ROOT / "tests" / "netguard")
+os.environ["MTOR_NETGUARD_LOG"] = os.environ.get("MTOR_NETGUARD_LOG") or tempfile.mkstemp(prefix="mtor-netguard-")[1]
+# The lab subnets of tests/chaos/netns.py and tests/nat/lab.py: only on the suite's own veth links.
+if os.path.exists("/proc/self/ns/net"):
+    os.environ.setdefault("MTOR_NETGUARD_NETNS", str(os.stat("/proc/self/ns/net").st_ino))
+os.environ.setdefault("MTOR_NETGUARD_ALLOW", "10.77.0.0/24,10.88.0.0/24,192.168.0.0/16")
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_GUARD_DIR, os.environ.get("PYTHONPATH")) if p)
+import importlib.util as _ilu  # noqa: E402
+
+_spec = _ilu.spec_from_file_location("mtor_netguard", Path(_GUARD_DIR) / "sitecustomize.py")
+_guard = _ilu.module_from_spec(_spec)
+_spec.loader.exec_module(_guard)  # installs the guard in this process (MTOR_NETGUARD_LOG is set)
+
+
+@pytest.fixture(autouse=True)
+def no_dial_out():
+    """Fail any test during which a process of the suite tried to reach an address off this machine."""
+    log = Path(os.environ["MTOR_NETGUARD_LOG"])
+    start = log.stat().st_size if log.exists() else 0
+    yield
+    if log.exists() and log.stat().st_size > start:
+        with log.open() as f:
+            f.seek(start)
+            pytest.fail("a process of this test tried to reach an address off this machine:\n" + f.read()[:4000])
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
