@@ -9,6 +9,7 @@ import secrets
 from quart import jsonify, request, websocket
 from quart_trio import QuartTrio
 
+from .anthropic_api import anthropic_bp
 from .api import api
 from .http_guard import MAX_BODY, HostAllowlist, HttpGuard
 from .apps_api import apps_api
@@ -53,7 +54,7 @@ def create_app(node) -> QuartTrio:
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["mtor_node"] = node
     app.extensions["mtor_ui"] = UiState(node)
-    for bp in (api, apps_api, realm_api, ledger_api, sysop, openai_bp, ollama_bp, meta, ws_bp, pages):
+    for bp in (api, apps_api, realm_api, ledger_api, sysop, openai_bp, ollama_bp, anthropic_bp, meta, ws_bp, pages):
         app.register_blueprint(bp)
 
     def error(code: str, message: str, status: int):
