@@ -6,6 +6,9 @@
     "backspace"         -> clears the dictation
     "Computer"          -> sends the dictation (words before it in the same utterance count)
     "goodbye"           -> ends the conversation at any point
+    "weather" | "mail"  -> (instead of a mode) runs that realm app with the rest of the utterance
+    "shut up"           -> stops the speech now playing, in any state
+    15 s silence, twice -> back to sleep (the page's timer calls `silence()`)
 
 It knows nothing of audio, sockets or models: whatever hears (server-side Whisper, or the
 browser's Web Speech API where it exists) calls `hear(text)` and acts on the events returned.
@@ -29,7 +32,24 @@ MODE_WORDS = {
     "imagine": "imagine", "image": "imagine", "picture": "imagine", "draw": "imagine", "paint": "imagine",
 }
 MODE_PROMPT = "what mode?"
-MODE_REPROMPT = "what mode? say chat, vision or imagine"
+MODE_REPROMPT = "what mode? say chat, vision, imagine, weather or mail"
+GREETING = "9000 ready. Say the wake word."
+STILL_THERE = "are you still there?"
+ASLEEP = "going to sleep. Say the wake word."
+HUSH = {("shut", "up"), ("shush",), ("hush",), ("stop", "talking"), ("be", "quiet")}
+SILENCES_TO_SLEEP = 2
+
+
+# How Whisper tends to write the app words when they are said alone (only while choosing a mode)
+APP_SOUNDALIKES = {"whether": "weather", "wether": "weather", "weathers": "weather",
+                   "male": "mail", "mails": "mail", "emails": "email", "g-mail": "gmail"}
+
+
+def _app_words() -> dict[str, str]:
+    from mtor_node.apps import trigger_words
+
+    words = trigger_words()
+    return {**{w: words[t] for w, t in APP_SOUNDALIKES.items() if t in words}, **words}
 
 SLEEPING, CHOOSING, DICTATING = "sleeping", "choosing", "dictating"
 
@@ -51,6 +71,8 @@ class WakeWord:
     state: str = SLEEPING
     mode: str | None = None
     dictation: list[str] = field(default_factory=list)  # the original text pieces, punctuation kept
+    apps: dict[str, str] = field(default_factory=_app_words)  # spoken word -> realm app name
+    silences: int = 0  # silent periods in a row while awake
 
     @property
     def text(self) -> str:
@@ -61,11 +83,31 @@ class WakeWord:
         return {"type": "wake", "state": self.state, "mode": self.mode, "text": self.text}
 
     def reset(self) -> None:
-        self.state, self.mode, self.dictation = SLEEPING, None, []
+        self.state, self.mode, self.dictation, self.silences = SLEEPING, None, [], 0
+
+    def greeting(self) -> list[dict]:
+        return [{"type": "wake_prompt", "say": GREETING}, self.snapshot()]
+
+    def silence(self) -> list[dict]:
+        """A silent period (15 s) passed: the first asks, the second puts it back to sleep."""
+        if self.state == SLEEPING:
+            return [self.snapshot()]
+        self.silences += 1
+        if self.silences >= SILENCES_TO_SLEEP:
+            self.reset()
+            return [{"type": "wake_sleep", "say": ASLEEP}, self.snapshot()]
+        return [{"type": "wake_prompt", "say": STILL_THERE}, self.snapshot()]
 
     def hear(self, text: str) -> list[dict]:
         """Feed one utterance; returns the events for the page, in order."""
         events: list[dict] = []
+        if text.strip():
+            self.silences = 0
+        all_words = words_of(text)
+        if any(tuple(all_words[i:i + len(h)]) == h for h in HUSH for i in range(len(all_words))):
+            # "shut up" is for the speech now playing, not part of any dictation
+            events.append({"type": "wake_hush"})
+            text = re.sub(r"\b(shut\W+up|shush|hush|stop\W+talking|be\W+quiet)\b\W*", " ", text, flags=re.I)
         pieces = text.split()
         just_chose = False  # "chat mode": the word "mode" right after the mode is not dictation
         i = 0
@@ -93,6 +135,12 @@ class WakeWord:
                     events.append({"type": "wake_mode", "mode": self.mode})
                     just_chose = True
                     continue
+                elif word in self.apps:
+                    # the rest of the utterance is what the app gets: "weather in Berlin"
+                    rest = " ".join(pieces[i:])
+                    events.append({"type": "wake_app", "app": self.apps[word], "text": rest.strip(" ,.")})
+                    self.reset()
+                    break
                 elif word in WAKE_WORDS:
                     events.append({"type": "wake_prompt", "say": MODE_PROMPT})
             elif self.state == DICTATING:

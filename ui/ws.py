@@ -200,6 +200,17 @@ class Connection:
         self.wake = WakeWord()
         await self.push(self.wake.snapshot())
 
+    async def on_wake_silence(self, msg: dict) -> None:
+        """The page heard nothing for a while (its timer): the state machine asks, then sleeps."""
+        self.wake = self.wake or WakeWord()
+        for event in self.wake.silence():
+            await self.push(event)
+
+    async def on_wake_greet(self, msg: dict) -> None:
+        self.wake = self.wake or WakeWord()
+        for event in self.wake.greeting():
+            await self.push(event)
+
     async def _hear(self, text: str) -> None:
         self.wake = self.wake or WakeWord()
         await self.push({"type": "heard", "text": text})
@@ -243,6 +254,8 @@ HANDLERS = {
     "audio_stop": Connection.on_audio_stop,
     "heard": Connection.on_heard,
     "wake_reset": Connection.on_wake_reset,
+    "wake_silence": Connection.on_wake_silence,
+    "wake_greet": Connection.on_wake_greet,
 }
 
 

@@ -144,3 +144,43 @@ def test_ws_coalesce_merges_only_what_is_safe():
     assert coalesce(batch) == [{"type": "queued", "id": "a", "position": 2}, {"type": "chunk", "id": "a", "text": "hello"},
                                {"type": "chunk", "id": "b", "text": "x"}, {"type": "chunk", "id": "a", "text": "!"},
                                {"type": "chunk", "id": "a", "audio_b64": "AA=="}, {"type": "result", "id": "a", "text": "hello!"}]
+
+
+# ---- the whole flow: apps, greeting, silence, "shut up" --------------------------------------
+
+def test_apps_in_the_mode_menu_get_the_rest_of_the_utterance():
+    from ui.wakeword import GREETING
+
+    w = WakeWord()
+    assert w.greeting()[0] == {"type": "wake_prompt", "say": GREETING} and GREETING == "9000 ready. Say the wake word."
+    w.hear("Computer.")
+    ev = w.hear("Weather in Berlin.")
+    assert ev[0] == {"type": "wake_app", "app": "weather", "text": "in Berlin"} and w.state == SLEEPING
+    ev = w.hear("Computer, whether")  # Whisper's spelling of a lone "weather"
+    assert types(ev) == ["wake_prompt", "wake_app"] and ev[1]["app"] == "weather" and ev[1]["text"] == ""
+    w.hear("computer")
+    assert w.hear("read my Gmail")[0] == {"type": "wake_app", "app": "mail", "text": ""}
+    w.hear("computer chat")  # while dictating, app words are words
+    assert w.hear("the weather is nice")[0]["text"] == "the weather is nice"
+
+
+def test_two_silent_periods_put_it_to_sleep_speech_in_between_restarts_the_count():
+    from ui.wakeword import ASLEEP, STILL_THERE
+
+    w = WakeWord()
+    assert types(w.silence()) == [] and w.state == SLEEPING  # asleep: nothing to do
+    w.hear("Computer")
+    assert w.silence()[0] == {"type": "wake_prompt", "say": STILL_THERE} and w.state == CHOOSING
+    w.hear("chat")  # speech: the count starts again
+    assert types(w.silence()) == ["wake_prompt"] and w.state == DICTATING
+    ev = w.silence()
+    assert ev[0] == {"type": "wake_sleep", "say": ASLEEP} and w.state == SLEEPING and w.text == ""
+
+
+def test_shut_up_stops_speech_in_any_state_and_is_not_dictated():
+    w = WakeWord()
+    assert types(w.hear("Shut up!")) == ["wake_hush"] and w.state == SLEEPING
+    w.hear("computer chat")
+    ev = w.hear("hello, shut up, there")
+    assert types(ev) == ["wake_hush", "wake_text"] and w.text == "hello, there"
+    assert "shut" not in w.text
