@@ -45,6 +45,26 @@ def schemas() -> dict:
             "model": {"type": "string"}, "prompt": {"type": "string"}, "system": {"type": "string"},
             "stream": {"type": "boolean"}, "options": OLLAMA_OPTIONS, "keep_alive": {},
             "images": {"type": "array", "items": {"type": "string", "contentEncoding": "base64"}}}},
+        "AnthropicError": {"type": "object", "required": ["type", "error"], "properties": {
+            "type": {"const": "error"}, "error": {"type": "object", "required": ["type", "message"], "properties": {
+                "type": {"type": "string"}, "message": {"type": "string"}}}}},
+        "AnthropicRequest": {"type": "object", "required": ["model", "max_tokens", "messages"], "properties": {
+            "model": {"type": "string"}, "max_tokens": {"type": "integer", "minimum": 1},
+            "messages": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["role", "content"], "properties": {
+                "role": {"enum": ["user", "assistant"]},
+                "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]}}}},
+            "system": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+            "stream": {"type": "boolean"}, "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+            "top_p": {"type": "number"}, "stop_sequences": {"type": "array", "items": {"type": "string"}},
+            "metadata": {"type": "object"}}},
+        "AnthropicMessage": {"type": "object", "required": ["id", "type", "role", "model", "content", "stop_reason", "usage"],
+                             "properties": {
+            "id": {"type": "string"}, "type": {"const": "message"}, "role": {"const": "assistant"}, "model": {"type": "string"},
+            "content": {"type": "array", "items": {"type": "object", "required": ["type", "text"], "properties": {
+                "type": {"const": "text"}, "text": {"type": "string"}}}},
+            "stop_reason": {"enum": ["end_turn", "max_tokens", "stop_sequence"]}, "stop_sequence": {"type": ["string", "null"]},
+            "usage": {"type": "object", "required": ["input_tokens", "output_tokens"], "properties": {
+                "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"}}}}},
         "OllamaChatResponse": {"type": "object", "required": ["model", "created_at", "message", "done"], "properties": {
             "model": {"type": "string"}, "created_at": {"type": "string"}, "message": {"type": "object", "properties": {
                 "role": {"const": "assistant"}, "content": {"type": "string"}}}, **OLLAMA_DONE}},
@@ -67,6 +87,12 @@ def paths() -> dict:
         "/api/chat": _ollama_stream("Ollama-compatible chat", "OllamaChatRequest", "OllamaChatResponse"),
         "/api/generate": _ollama_stream("Ollama-compatible generate (prompt through the chat template)",
                                         "OllamaGenerateRequest", "OllamaGenerateResponse"),
+        "/v1/messages": {"post": {"summary": "Anthropic-compatible Messages API (stream: SSE events as Anthropic sends them)",
+            "requestBody": {"required": True, **_json(_ref("AnthropicRequest"))},
+            "responses": {"200": {"description": "a message, or (stream) SSE events",
+                                  "content": {"application/json": {"schema": _ref("AnthropicMessage")},
+                                              "text/event-stream": {"schema": {"type": "string"}}}},
+                          **_errors("AnthropicError", FAILS + (500,))}}},
         "/api/tags": {"get": {"summary": "Ollama-compatible list of language models",
                               "responses": ok({"type": "object", "required": ["models"], "properties": {
                                   "models": {"type": "array", "items": OLLAMA_MODEL}}})}},
