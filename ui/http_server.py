@@ -1,10 +1,12 @@
 """How the node's HTTP server (hypercorn on trio) is configured, and two fixes to hypercorn 0.18.
 
-1. Closing is cancelled. When a response says `Connection: close`, hypercorn closes the socket from
-   inside the ASGI app's own `send` call (h11 `_maybe_recycle` → `TCPServer._close`). Quart-trio has
-   just been told `http.disconnect` and cancels that same task, so `send_eof()` raises Cancelled and
-   `aclose()` is never reached: the socket stays open for good, one file descriptor each. We run the
-   close shielded, as hypercorn already does for its sends.
+1. Closing is cancelled. When a response ends, hypercorn closes or recycles the connection from
+   inside the ASGI app's own `send` call (h11 `_maybe_recycle` → `TCPServer.protocol_send`).
+   Quart-trio has just been told `http.disconnect` and cancels that same task, so with
+   `Connection: close` `send_eof()` raises Cancelled and `aclose()` is never reached, and on a
+   kept-alive connection the idle timer is never started: either way the socket stays open for
+   good, one file descriptor each. We run those connection events shielded (bounded by a deadline),
+   as hypercorn already does for its sends.
 2. No connection limit. Each accepted socket gets a task and a descriptor, however many there are.
    We count connections per server and answer those above `http.max_connections` with a 503 and
    close them at once, so a flood of idle sockets cannot take every descriptor.
@@ -20,10 +22,12 @@ import logging
 
 import trio
 from hypercorn.config import Config as HyperConfig
+from hypercorn.events import RawData
 from hypercorn.trio import tcp_server
 
 log = logging.getLogger("mtor.http")
 
+EVENT_GRACE_S = 10.0  # a shielded connection event that takes longer than this is given up
 _BUSY_BODY = b'{"error": {"code": "busy", "message": "too many open connections; retry"}}'
 BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 2\r\n"
                  b"connection: close\r\ncontent-length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY)
@@ -58,11 +62,19 @@ def install_fixes() -> None:
     _installed = True
     server = tcp_server.TCPServer
     original_close = server._close
+    original_send = server.protocol_send
     original_run = server.run
 
     async def _close(self) -> None:
         with trio.CancelScope(shield=True):  # fix 1: a close must not be cancelled halfway
             await original_close(self)
+
+    async def protocol_send(self, event) -> None:
+        if isinstance(event, RawData):  # hypercorn shields these itself
+            return await original_send(self, event)
+        # fix 1: Closed and Updated (start/stop the idle timer) must happen even from a cancelled task
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + EVENT_GRACE_S):
+            await original_send(self, event)
 
     async def run(self) -> None:
         cfg = self.config
@@ -84,4 +96,5 @@ def install_fixes() -> None:
             cfg.mtor_open_connections -= 1
 
     server._close = _close
+    server.protocol_send = protocol_send
     server.run = run
