@@ -168,6 +168,21 @@ class PriceTable:
         """The final price: actual units at the surge of the accepted quote, never above `quoted`."""
         return min(int(quoted), self.price(kind, actual_units, quoted_surge, model))
 
+    def max_charge(self, kind: str, quoted: int, units: int, estimated: int, model: str | None = None) -> int:
+        """The most a payer owes for `units` of work it accepted at `quoted` for `estimated` units,
+        whatever surge the worker applied: price(u, s) = ceil(N(u)·s/K) and quoted >= N(est)·s/K
+        give price(u, s) <= ceil(quoted·N(u)/N(est)), with N(u) = fixed·per + base·u. Never above
+        `quoted`. The broker checks a worker's receipt against this (docs/protocol.md §7)."""
+        quoted, units, estimated = int(quoted), _nonneg_int(units, "units"), _nonneg_int(estimated, "estimated")
+        per = PER_UNITS.get(kind)
+        if per is None:
+            raise PriceError(f"unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
+        fixed, base = self.fixed(kind, model) * per, self.base(kind, model)
+        n_est = fixed + base * estimated
+        if n_est <= 0 or units >= estimated:
+            return max(0, quoted)
+        return max(0, min(quoted, -(-quoted * (fixed + base * units) // n_est)))
+
     # ---- announcements and overrides
     def to_announcement(self, peaking_threshold: float | None = None) -> dict[str, int]:
         """The `prices` map for the capability announcement (caps.py: str -> int, <= 16 keys).

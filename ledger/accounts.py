@@ -79,6 +79,11 @@ class Accounts:
         row = self.db.execute("SELECT amount FROM ledger_holds WHERE job=?", (job,)).fetchone()
         return row[0] if row else None
 
+    def get_hold_peer(self, job: str) -> bytes | None:
+        """The worker a job's hold was placed for (None: not recorded)."""
+        row = self.db.execute("SELECT peer FROM ledger_holds WHERE job=?", (job,)).fetchone()
+        return bytes(row[0]) if row and row[0] is not None else None
+
     def holds(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.db.execute("SELECT job, amount FROM ledger_holds")}
 

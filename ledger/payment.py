@@ -72,6 +72,10 @@ def pay(store: ChainStore, accounts: Accounts, bans: BanList, receipt: Receipt |
         held = accounts.get_hold(r.job)
         if held is None:
             raise PaymentError(f"job {r.job!r}: no hold (released, expired or never placed)")
+        held_for = accounts.get_hold_peer(r.job)
+        if held_for is not None and held_for != r.worker:
+            raise PaymentError(f"job {r.job!r}: the receipt is signed by {address(r.worker)}, but the job "
+                               f"was sent to {address(held_for)}")
         if r.price > held:
             raise PaymentError(f"job {r.job!r}: receipt price {r.price} exceeds the quote held ({held})")
 

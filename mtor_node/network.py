@@ -20,7 +20,7 @@ import trio
 
 from federation import Federation, market
 from federation.intent_protocol import IntentFailed
-from federation.kinds import KIND_NAMES
+from federation.kinds import KIND_NAMES, KINDS
 from federation.messages import MessageFailed, Messenger
 from federation.pricing import PriceTable, SurgeMeter, accepts_work, estimate_units
 from federation.realm import Realm, parse_secret, public_realm
@@ -144,7 +144,8 @@ class Network:
         moved = market.price_moved(intent.max_price, price)
         if moved is not None:
             self.counters["price_moved"] += 1
-            await send({"type": "error", "code": "price", "message": f"price moved: now {moved} micro-tokens, above your max price {intent.max_price}"})
+            await send({"type": "error", "code": "price", "price": moved,
+                        "message": f"price moved: now {moved} micro-tokens, above your max price {intent.max_price}"})
             return
         ledger = self.node.ledger
         requester = pubkey_from_peer_id(peer_id)
@@ -177,7 +178,10 @@ class Network:
                 if event["type"] == "started":
                     started = time.monotonic()
                 if event["type"] == "result":
-                    units = int(event.get("units", 0) or 0)
+                    # the units the quote counted, as the result shows them (kinds.py): a backend
+                    # cannot make the payer owe more than its answer is worth
+                    units = KINDS[intent.kind].settle_units(intent.params, intent.to_dict(), event, event.get("units"))
+                    event = {**event, "units": units}
                     self.surge.observe(intent.kind, time.monotonic() - (started or ticket.submitted),
                                        (started or time.monotonic()) - ticket.submitted, units=max(units, 1),
                                        now=time.monotonic())
@@ -286,12 +290,13 @@ class Network:
                 peaking_threshold=self.peaking))
         return out
 
-    def plan(self, intent: Intent, local_model: str | None = None, exclude=()) -> market.RouteResult:
+    def plan(self, intent: Intent, local_model: str | None = None, exclude=(), max_price: int | None = None) -> market.RouteResult:
         model = self._model_for(intent) or local_model or ""
         units = estimate_units(intent.kind, intent.params, _inputs(intent))
+        limit = intent.max_price if max_price is None else max_price
         # Our own rng breaks ties that remain within the price and latency bands, so brokers
         # reading the same gossip do not all pile onto the same cheapest worker (docs/economy.md).
-        return market.route(self.offers(intent, model, units, local_model), intent.max_price, exclude=exclude,
+        return market.route(self.offers(intent, model, units, local_model), limit, exclude=exclude,
                             kind=intent.kind, model=model or None, rng=self.rng)
 
     def can_serve(self, intent: Intent) -> bool:
@@ -322,25 +327,32 @@ class Network:
         tried: list[str] = []
         last: IntentFailed | None = None
 
+        accepted: dict[str, int] = {}  # the price the worker of this attempt accepted at
+
         async def on_event(frame: dict) -> None:
+            if frame.get("type") == "accepted":
+                accepted["price"] = int(frame.get("price", 0))
             event = _from_frame(frame)
             if event is not None:
                 await emit(event)
 
         repriced: dict[str, int] = {}  # peer -> its current price, learnt from "price moved"
+        # The user's limit: their max price, or else the quote of the first plan (what they were
+        # shown). A worker whose price moved above it is failed over, never paid more.
+        user_limit = intent.max_price
         try:
             for _ in range(MAX_ATTEMPTS):
-                plan = self.plan(intent, exclude=tried + [self.node.peer_id])
+                plan = self.plan(intent, exclude=tried + [self.node.peer_id], max_price=user_limit)
                 if not plan.ok:
                     if last is None:
                         raise BackendError("no_candidates" if plan.reason == "no_candidates" else "price", plan.message)
                     break
                 offer = plan.best
                 tried.append(offer.peer_id)
-                # The user pays at most their max price, and at most the quote they were shown
-                # (or the price a worker told us it moved to, when the user set no max).
+                if user_limit is None:
+                    user_limit = offer.price
                 price = max(offer.price, repriced.get(offer.peer_id, 0))
-                limit = price if intent.max_price is None else min(intent.max_price, price)
+                limit = min(user_limit, price)
                 if limit and ledger is not None:
                     self._hold(intent, limit, offer.peer_id)
                 request = {"id": intent.id, "kind": intent.kind, "model": model, "params": dict(intent.params),
@@ -354,8 +366,8 @@ class Network:
                     last = e
                     if not e.retryable:
                         raise BackendError(e.code, e.message) from None
-                    moved = _moved_price(e)
-                    if moved is not None and offer.peer_id not in repriced and (intent.max_price is None or moved <= intent.max_price):
+                    moved = e.price if e.code == "price" and isinstance(getattr(e, "price", None), int) else None
+                    if moved is not None and offer.peer_id not in repriced and moved <= user_limit:
                         repriced[offer.peer_id] = moved  # its surge rose since its last announcement: ask again
                         tried.remove(offer.peer_id)
                     self.fed.counters["failovers"] += 1
@@ -365,7 +377,7 @@ class Network:
                 receipt = output.pop("ledger_receipt", None)
                 cost = 0
                 if receipt is not None and ledger is not None:
-                    cost = self._pay(intent.id, offer.peer_id, receipt)
+                    cost = self._pay(intent, offer.peer_id, receipt, min(limit, accepted.get("price", limit)), output)
                 elif ledger is not None:
                     ledger.release(intent.id)
                 return {**output, "units": result.get("units", 0), "cost": cost}, offer.peer_id
@@ -395,17 +407,45 @@ class Network:
                                f"not enough balance: available {self.node.ledger.available()} micro-tokens, "
                                f"the price is {amount}") from None
 
-    def _pay(self, job: str, peer_id: str, receipt: dict) -> int:
-        """Check the worker's receipt and append our pay entry (durable); deliver it in the background."""
+    def _pay(self, intent: Intent, peer_id: str, receipt: dict, quoted: int, output: dict) -> int:
+        """Check the worker's receipt and append our pay entry (durable); deliver it in the background.
+
+        Paid only to the peer that did the work, at most the quote it accepted, for no more units
+        than the result shows and no more than those units cost at that quote (kinds.py,
+        PriceTable.max_charge). A refused receipt costs the worker its health (misbehaviour)."""
+        job = intent.id
         try:
+            self._check_receipt(intent, peer_id, receipt, quoted, output)
             pay = self.node.ledger.pay(receipt)
         except Exception as e:
             self.node.ledger.release(job)
+            self.fed.peers.record_misbehaviour(peer_id, f"receipt refused: {e}"[:200])
             log.warning("job %s: receipt from %s refused: %s", job, peer_id, e)
             raise BackendError("bad_receipt", f"the worker's receipt was refused: {e}") from None
         self.counters["paid"] += 1
         self._nursery.start_soon(self._deliver_pay, peer_id, job, pay.to_dict())
         return pay.body["amount"]
+
+    def _check_receipt(self, intent: Intent, peer_id: str, receipt: dict, quoted: int, output: dict) -> None:
+        from ledger import PaymentError, Receipt
+
+        r = Receipt.from_dict(receipt)
+        if r.worker != pubkey_from_peer_id(peer_id):
+            raise PaymentError(f"the receipt is signed by {peer_id_from_pubkey(r.worker)}, not by {peer_id}, who did the work")
+        if r.job != intent.id or r.kind != intent.kind:
+            raise PaymentError(f"the receipt is for job {r.job!r} ({r.kind}), not {intent.id!r} ({intent.kind})")
+        if r.price > quoted:
+            raise PaymentError(f"receipt price {r.price} is above the accepted quote {quoted}")
+        inputs = _inputs(intent)
+        kind = KINDS[intent.kind]
+        most = kind.max_units(intent.params, inputs, output)
+        if r.units > most:
+            raise PaymentError(f"the receipt claims {r.units} {kind.unit}; the result shows at most {most}")
+        st = self.fed.peers.get(peer_id)
+        table = PriceTable.from_announcement((st.announcement or {}).get("prices") or {})
+        bound = table.max_charge(intent.kind, quoted, r.units, kind.estimate(intent.params, inputs), r.model or None)
+        if r.price > bound:
+            raise PaymentError(f"receipt price {r.price} for {r.units} {kind.unit} is above what they cost at the accepted quote ({bound})")
 
     async def _deliver_pay(self, peer_id: str, job: str, entry: dict) -> None:
         """Send a pay entry until the worker acknowledges it; unacknowledged ones are re-sent
@@ -432,14 +472,6 @@ class Network:
         for e in pending:
             log.info("re-sending the pay entry for job %s", e.body["job"])
             self._nursery.start_soon(self._deliver_pay, peer_id_from_pubkey(e.body["to"]), e.body["job"], e.to_dict())
-
-
-def _moved_price(e: IntentFailed) -> int | None:
-    """The worker's current price from its "price moved: now N micro-tokens" answer."""
-    import re
-
-    m = re.search(r"price moved: now (\d+) micro-tokens", e.message) if e.code == "price" else None
-    return int(m.group(1)) if m else None
 
 
 def _inputs(intent: Intent) -> dict:

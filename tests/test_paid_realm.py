@@ -183,7 +183,10 @@ async def test_hundred_paid_intents_verify_sum_to_grants_and_are_anchored(tmp_pa
 
             async def user(u):
                 for i in range(20):
-                    intent = Intent(kind="chat", messages=[{"role": "user", "content": f"job {u}-{i} a b c"}], user=f"u{u}")
+                    # these users accept the surge up to its cap (10 x 256 µ); without a max price a
+                    # price that moved above the quote is failed over, never paid (issue 12 finding 6)
+                    intent = Intent(kind="chat", messages=[{"role": "user", "content": f"job {u}-{i} a b c"}], user=f"u{u}",
+                                    max_price=2560)
                     intent.validate()
                     results.append(await run(broker, intent))
 
