@@ -280,7 +280,8 @@ class Network:
         for p in self.fed.peers.snapshot():
             out.append(market.Offer.from_announcement(
                 p["peer_id"], p, intent.kind, model, units, health=p["health"], rtt_ms=p["rtt_ms"],
-                fresh=p["fresh"], blocked=p["blocked"] or p["banned_for_s"] > 0))
+                fresh=p["fresh"], blocked=p["blocked"] or p["banned_for_s"] > 0,
+                proven=p.get("proven", True), reachable=p.get("connected") or p.get("trusted", True)))
         if local_model is not None:
             broker = self.node.broker
             out.append(market.Offer(
