@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from typing import Any
 
 from . import keys
@@ -130,8 +130,23 @@ def check_announcement(ann: Any) -> dict:
     ttl = ann.get("ttl", 30)
     if not _int(ttl, 1, 3600):
         raise CapsError("malformed", "ttl")
+    for a in addrs:  # every address must be a multiaddr of the announcer itself (issue 12 #4)
+        if _addr_problem(a, ann["node"]):
+            raise CapsError("bad_addr", f"{a[:80]}: {_addr_problem(a, ann['node'])}")
     out.update(node=ann["node"], addrs=list(addrs), ts=float(ann["ts"]), seq=ann["seq"], ttl=ttl)
     return out
+
+
+def _addr_problem(addr: str, node: str) -> str | None:
+    import multiaddr
+
+    try:
+        text = str(multiaddr.Multiaddr(addr))
+    except Exception:
+        return "not a multiaddr"
+    if not text.endswith(f"/p2p/{node}"):
+        return "does not end in /p2p/<node>"
+    return None
 
 
 def sign_announcement(ann: dict, signer: keys.Signer) -> bytes:
@@ -166,7 +181,8 @@ class CapsValidator:
         self.mono = mono
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
-        self.last_seq: dict[str, int] = {}
+        self.last_seq: OrderedDict[str, int] = OrderedDict()  # LRU, bounded by max_origins
+        self.max_origins = 10_000
         self._buckets: dict[str, tuple[float, float]] = {}
 
     def _allow(self, peer: str) -> bool:
@@ -220,5 +236,8 @@ class CapsValidator:
         if ann["seq"] <= last:
             raise CapsError("replayed", f"seq {ann['seq']} <= {last}")
         self.last_seq[origin] = ann["seq"]
+        self.last_seq.move_to_end(origin)
+        if len(self.last_seq) > self.max_origins:  # a forgotten origin's replays are stale by ts anyway
+            self.last_seq.popitem(last=False)
         self.accepted += 1
         return ann

@@ -13,6 +13,13 @@ Rule:
      (higher first), then peer id (deterministic). The list is the failover order.
 If nothing is left at step 3, the result says why and names the cheapest current price.
 
+Unproven offers (issue 12 #3): an offer from a peer that never delivered work and is not connected
+(`proven=False`) may be a fake that announces a price of 0 and an address nobody answers at. At
+most one unproven offer goes before the proven ones in the failover order (and none once one was
+tried for this intent); the rest follow every proven offer. So three fakes cost an intent one
+attempt, never the real workers' turn. Offers the broker cannot dial at all (`reachable=False`: a
+stranger heard only on gossip, issue 12 #4) are no candidates.
+
 Ties, and why they are banded: with `price_band=0`, `latency_band_ms=0` and no `rng` the order
 above is strict. But every broker sees the same (slightly stale) gossip, so a strict order sends
 every broker's intents to the same few cheapest workers at once until the next announcement
@@ -59,6 +66,8 @@ class Offer:
     peaking_threshold: float | None = None
     service_s: float = DEFAULT_SERVICE_S
     local: bool = False
+    proven: bool = True  # connected now, or delivered work before
+    reachable: bool = True  # connected, or its address learned in a trusted way
 
     @property
     def price(self) -> int:
@@ -131,6 +140,8 @@ def exclusion_reason(o: Offer) -> str | None:
         return "stale"
     if o.blocked:
         return "blocked"
+    if not o.reachable and not o.local:
+        return "unreachable"
     if o.health <= 0:
         return "unhealthy"
     if not accepts_work(o.surge, o.peaking_threshold):
@@ -162,6 +173,7 @@ def route(offers: Iterable[Offer], max_price: int | None = None, *, exclude: Ite
     message. price_band / latency_band_ms / rng: what counts as a tie and how it is broken (see
     the module doc; 0, 0, None = strict order).
     """
+    offers = list(offers)
     skip = set(exclude)
     excluded: dict[str, int] = {}
     usable: list[Offer] = []
@@ -172,6 +184,7 @@ def route(offers: Iterable[Offer], max_price: int | None = None, *, exclude: Ite
         else:
             usable.append(o)
     usable.sort(key=lambda o: sort_key(o, price_band, latency_band_ms, rng))
+    usable = _unproven_last(usable, tried_unproven=any(o.peer_id in skip and not (o.proven or o.local) for o in offers))
     cheapest = min(o.price for o in usable) if usable else None
     what = f"{kind}/{model}" if kind and model else kind or "this intent"
     if not usable:
@@ -187,6 +200,18 @@ def route(offers: Iterable[Offer], max_price: int | None = None, *, exclude: Ite
                            f"no worker at or below your max price {max_price} micro-tokens for {what}; "
                            f"the cheapest is {cheapest} micro-tokens", excluded)
     return RouteResult(within, "ok", cheapest, max_price, "", excluded)
+
+
+def _unproven_last(order: list[Offer], tried_unproven: bool) -> list[Offer]:
+    """Keep at most one unproven offer ahead of the proven ones (none if one was tried already)."""
+    proven = [o for o in order if o.proven or o.local]
+    unproven = [o for o in order if not (o.proven or o.local)]
+    if not unproven or not proven:
+        return order
+    head: list[Offer] = []
+    if not tried_unproven and order[0] is unproven[0]:
+        head, unproven = [unproven[0]], unproven[1:]
+    return head + proven + unproven
 
 
 def price_moved(max_price: int | None, current_price: int) -> int | None:

@@ -20,6 +20,7 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
 from . import caps as caps_mod
+from .budget import AddrPolicy, bound_peerstore
 from .guard import StreamGuard
 from .host import full_addrs, info_from_addr, listen_multiaddr, make_host, set_safe_handler
 from .intent_protocol import PROTOCOL as INTENT_PROTOCOL
@@ -149,6 +150,14 @@ class Federation:
         self.probe_interval = probe_interval
         self.limits = limits or Limits()
         self.peers = PeerTable(ttl=float(announce_ttl))
+        self.peers.pin(self.peer_id)
+        # what announced addresses may be dialed, and a peerstore that never evicts the node's own
+        # key or a useful peer (issue 12 #2, #4)
+        self.addr_policy = AddrPolicy(self.listen_hosts, airgap=airgap)
+        bound_peerstore(self.host.get_peerstore(), max_peers=self.peers.max_peers,
+                        pinned=lambda pid: pid == self.host.get_id() or bool(self.host.get_network().connections.get(pid))
+                        or self.peers.useful(pid.to_base58()),
+                        last_seen=lambda pid: self.peers.last_seen(pid.to_base58()))
         self.validator = caps_mod.CapsValidator()
         self.server = IntentServer(self.signer, self.limits)
         self.client = IntentClient(self.host, self.signer.peer_id, self.limits)
@@ -258,7 +267,9 @@ class Federation:
         if self.peers.is_blocked(peer_id):
             raise IntentFailed("blocked", f"peer {peer_id} is blocked")
         t0 = time.monotonic()
-        await self.ensure_connected(peer_id, timeout=min(10.0, timeout))
+        st = self.peers.get(peer_id)
+        # a peer that never showed it can be reached gets a fast connect (issue 12 #3)
+        await self.ensure_connected(peer_id, timeout=min(10.0 if self.peers.is_proven(st) else 2.0, timeout))
         try:
             result = await self.client.request(peer_id, request, on_event, timeout)
         except IntentFailed as exc:
@@ -358,6 +369,7 @@ class Federation:
             for pid, addrs in found.items():
                 if self.peers.is_blocked(pid):
                     continue
+                self.peers.get(pid).trusted = True  # learned from the realm's DHT
                 self._learn_addrs(pid, [str(a) for a in addrs])
                 n.start_soon(self._quiet_connect, pid)
         with trio.move_on_after(timeout / 2):
@@ -387,7 +399,11 @@ class Federation:
         if self.host.get_network().connections.get(pid):
             return True
         st = self.peers._peers.get(peer_id)
-        addrs = list(((st.announcement or {}).get("addrs") or []) if st is not None else [])
+        if st is None or not st.trusted:
+            # never connected, not learned from bootstrap/DHT/PEX: its announced addresses are
+            # not dialed (anyone could point brokers at any host:port, issue 12 #4)
+            return False
+        addrs = self.addr_policy.filter((st.announcement or {}).get("addrs") or [], peer_id)
         circuits = [a for a in addrs if is_circuit(a)]
         direct = [a for a in addrs if not is_circuit(a)]
         if direct or not circuits:
@@ -418,7 +434,8 @@ class Federation:
                 return
         self.reach.poke()
         st = self.peers.get(pid.to_base58())
-        st.connected = True
+        st.connected = st.trusted = True
+        st.last_used = self.peers.clock()
         if self.dht is not None:
             self.dht.on_connected(pid)
         if self._nursery is not None:
@@ -453,7 +470,8 @@ class Federation:
             return False
         if origin != self.peer_id:
             self.peers.record_announcement(origin, ann)
-            self._learn_addrs(origin, ann["addrs"])
+            if self.peers.get(origin).trusted:  # a stranger's addresses are not dialed
+                self._learn_addrs(origin, ann["addrs"])
         return True
 
     def _learn_addrs(self, peer: str, addrs: list[str]) -> None:
@@ -461,6 +479,9 @@ class Federation:
         for a in addrs:
             if self.airgap and not _is_local_addr(a):
                 continue
+            full = a if "/p2p/" in a else f"{a}/p2p/{peer}"
+            if is_circuit(a) or self.addr_policy.check(full, peer) is not None:
+                continue  # circuits are dialed by reach.py; loopback/private only if we are on one
             try:
                 ma = multiaddr.Multiaddr(a)
                 mas.append(ma.decapsulate_code(multiaddr.protocols.P_P2P) if "/p2p/" in a else ma)
@@ -631,6 +652,7 @@ class Federation:
         """Dial a peer learned from PEX, mDNS or the rendezvous (its addresses validated)."""
         direct = [a for a in addrs if not is_circuit(a)]
         circuits = [a if a.endswith(peer_id) else f"{a}/p2p/{peer_id}" for a in addrs if is_circuit(a)]
+        self.peers.get(peer_id).trusted = True  # learned from a connected peer, mDNS or the rendezvous
         self._learn_addrs(peer_id, direct)
         for a in direct[:4]:
             full = a if "/p2p/" in a else f"{a}/p2p/{peer_id}"

@@ -3,6 +3,13 @@
 Health is 0-100 in the spirit of the original RENT-A-HAL: +10 per success (max 100), -10 per
 failure. At 0 a peer is out of rotation and banned with exponential back-off (base * 2^n, capped);
 a successful probe/ping after the ban puts it back in at 50.
+
+Bounded (issue 12 #2): at most `max_peers` entries. Past the bound the least recently used entries
+go, except pinned ones: the node itself, connected peers, blocked or banned peers (a flood of
+fresh ids must not wash out a ban), and peers that delivered work recently.
+
+Unproven peers (issue 12 #3): a peer that never delivered work and is not connected has not shown
+that it can be reached. Its first failure takes it to 0 (out of rotation, back-off ban).
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ HEALTH_MAX = 100
 HEALTH_START = 100
 HEALTH_RECOVERED = 50
 HEALTH_STEP = 10
+MAX_PEERS = 1024
+USEFUL_FOR_S = 600.0  # a peer that delivered work within this long stays pinned
 
 
 @dataclass
@@ -33,6 +42,11 @@ class PeerState:
     blocked: bool = False
     connected: bool = False
     last_error: str = ""
+    # learned in a way this node trusts (bootstrap, DHT, PEX, mDNS) or seen on a connection:
+    # only then are its announced addresses dialed (issue 12 #4)
+    trusted: bool = False
+    last_used: float = 0.0  # monotonic; LRU order for the bound
+    last_success: float = -1e18
     extra: dict = field(default_factory=dict)
 
 
@@ -45,20 +59,57 @@ class PeerTable:
         ban_max: float = 600.0,
         rtt_alpha: float = 0.3,
         clock: Callable[[], float] = time.monotonic,
+        max_peers: int = MAX_PEERS,
     ) -> None:
         self.ttl = ttl
         self.ban_base = ban_base
         self.ban_max = ban_max
         self.rtt_alpha = rtt_alpha
         self.clock = clock
+        self.max_peers = max_peers
         self._peers: dict[str, PeerState] = {}
+        self._pinned: set[str] = set()  # the node's own id, configured peers
+        self.evicted = 0
 
     # ------------------------------------------------------------ access
     def get(self, peer_id: str) -> PeerState:
         st = self._peers.get(peer_id)
         if st is None:
-            st = self._peers[peer_id] = PeerState(peer_id)
+            st = self._peers[peer_id] = PeerState(peer_id, last_used=self.clock())
+            if len(self._peers) > self.max_peers:
+                self._evict()
         return st
+
+    def touch(self, peer_id: str) -> None:
+        self.get(peer_id).last_used = self.clock()
+
+    def pin(self, peer_id: str) -> None:
+        self._pinned.add(peer_id)
+
+    def is_pinned(self, st: PeerState) -> bool:
+        return (st.peer_id in self._pinned or st.connected or st.blocked or self.is_banned(st)
+                or self.clock() - st.last_success < USEFUL_FOR_S)
+
+    def _evict(self) -> None:
+        """Down to 90 % of the bound in one pass: the least recently used unpinned entries."""
+        target = self.max_peers * 9 // 10
+        victims = sorted((st for st in self._peers.values() if not self.is_pinned(st)), key=lambda s: s.last_used)
+        for st in victims[: max(0, len(self._peers) - target)]:
+            del self._peers[st.peer_id]
+            self.evicted += 1
+
+    def last_seen(self, peer_id: str) -> float:
+        st = self._peers.get(peer_id)
+        return st.last_used if st is not None else -1e18
+
+    def useful(self, peer_id: str) -> bool:
+        """For the peerstore's bound: keep what this table keeps pinned."""
+        st = self._peers.get(peer_id)
+        return st is not None and self.is_pinned(st)
+
+    def is_proven(self, st: PeerState) -> bool:
+        """Reachability shown: connected now, or it delivered work."""
+        return st.connected or st.successes > 0
 
     def known(self, peer_id: str) -> bool:
         return peer_id in self._peers
@@ -73,7 +124,7 @@ class PeerTable:
     def record_announcement(self, peer_id: str, ann: dict) -> None:
         st = self.get(peer_id)
         st.announcement = ann
-        st.announced_at = self.clock()
+        st.announced_at = st.last_used = self.clock()
         st.last_seq = ann.get("seq", st.last_seq)
 
     def is_fresh(self, st: PeerState) -> bool:
@@ -86,6 +137,7 @@ class PeerTable:
     def record_success(self, peer_id: str, rtt_ms: float | None = None) -> None:
         st = self.get(peer_id)
         st.successes += 1
+        st.last_success = st.last_used = self.clock()
         st.health = min(HEALTH_MAX, st.health + HEALTH_STEP)
         st.ban_count = 0
         if rtt_ms is not None:
@@ -93,9 +145,11 @@ class PeerTable:
 
     def record_failure(self, peer_id: str, reason: str = "") -> None:
         st = self.get(peer_id)
+        unproven = not self.is_proven(st)
         st.failures += 1
         st.last_error = reason
-        st.health = max(0, st.health - HEALTH_STEP)
+        # one try for a peer that never showed it can be reached: a fake costs one attempt
+        st.health = 0 if unproven else max(0, st.health - HEALTH_STEP)
         if st.health == 0:
             st.ban_until = self.clock() + min(self.ban_max, self.ban_base * (2**st.ban_count))
             st.ban_count += 1
@@ -151,7 +205,9 @@ class PeerTable:
 
     # ------------------------------------------------------------ selection
     def usable(self, st: PeerState) -> bool:
-        return st.health > 0 and not st.blocked and not self.is_banned(st) and self.is_fresh(st)
+        # (connected or trusted): a stranger heard only on gossip is not dialed, so not a candidate
+        return (st.health > 0 and not st.blocked and not self.is_banned(st) and self.is_fresh(st)
+                and (st.connected or st.trusted))
 
     def candidates(self, kind: str, model: str, exclude: set[str] | None = None) -> list[PeerState]:
         out = []
@@ -191,6 +247,8 @@ class PeerTable:
                     "failures": st.failures,
                     "banned_for_s": round(max(0.0, st.ban_until - now), 3),
                     "blocked": st.blocked,
+                    "trusted": st.trusted,
+                    "proven": self.is_proven(st),
                     "last_error": st.last_error,
                     "addrs": list(ann.get("addrs", [])),
                     "gpus": list(ann.get("gpus", [])),

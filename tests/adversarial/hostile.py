@@ -5,7 +5,9 @@ test sees an ordinary libp2p connection from a fresh identity."""
 from __future__ import annotations
 
 import os
+import time
 from contextlib import asynccontextmanager
+from typing import Any
 
 import trio
 from libp2p.custom_types import TProtocol
@@ -52,3 +54,71 @@ async def send_on(host, addr: str, protocol: str, payload: bytes, *, linger: flo
     except Exception:
         pass
     return True
+
+
+def sybil_seeds(n: int, tag: int = 0) -> list[bytes]:
+    return [tag.to_bytes(4, "big") + i.to_bytes(4, "big") + b"\x5a" * 24 for i in range(n)]
+
+
+def forged_announcement(seed: bytes, topic: str, caps: dict, addrs_for=None) -> Any:
+    """A gossip message from the identity `seed`, signed as a real node's is: the pubsub signature
+    (strict signing) by its key, and the capability signature (federation.caps) by the same key."""
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
+
+    from federation import caps as caps_mod
+    from federation.keys import Signer
+
+    kp = create_new_key_pair(seed)
+    pid = ID.from_pubkey(kp.public_key)
+    signer = Signer(seed)
+    assert signer.peer_id == pid.to_base58()
+    ann = caps_mod.check_capabilities(caps)
+    ann.update(node=signer.peer_id, addrs=addrs_for(signer.peer_id) if addrs_for else [], ts=time.time(),
+               seq=int(time.time() * 1000), ttl=30)
+    msg = rpc_pb2.Message(data=caps_mod.sign_announcement(ann, signer), topicIDs=[topic], from_id=pid.to_bytes(),
+                          seqno=os.urandom(8))
+    msg.signature = kp.private_key.sign(PUBSUB_SIGNING_PREFIX.encode() + msg.SerializeToString())
+    msg.key = kp.public_key.serialize()
+    return msg
+
+
+async def gossip_flood(host, addr: str, topic: str, messages: list, *, per_rpc: int = 50, rate: float = 400.0) -> None:
+    """Relay pre-built gossip messages to the node over one /meshsub/1.1.0 stream, as a
+    connected peer that forwards what it heard would (rate: messages per second)."""
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.utils.varint import encode_varint_prefixed
+
+    pid = info_from_addr(addr).peer_id
+    with trio.fail_after(10):
+        stream = await host.new_stream(pid, [TProtocol("/meshsub/1.1.0")])
+        hello = rpc_pb2.RPC(subscriptions=[rpc_pb2.RPC.SubOpts(subscribe=True, topicid=topic)])
+        await stream.write(encode_varint_prefixed(hello.SerializeToString()))
+    for i in range(0, len(messages), per_rpc):
+        rpc = rpc_pb2.RPC(publish=messages[i:i + per_rpc])
+        with trio.fail_after(10):
+            await stream.write(encode_varint_prefixed(rpc.SerializeToString()))
+        await trio.sleep(per_rpc / rate)  # pacing the attack, not synchronisation
+    return stream
+
+
+class DialCounter:
+    """A TCP listener on 127.0.0.1 that counts connection attempts: announce its port and see
+    whether the node ever dials it."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.port = 0
+
+    async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started()
+
+        async def handler(stream):
+            self.accepted += 1
+            await stream.aclose()
+
+        await trio.serve_listeners(handler, listeners)

@@ -14,7 +14,7 @@ from fed_helpers import ECHO_CAPS
 
 def make_ann(signer, seq=1, ts=None, **over):
     ann = check_capabilities(ECHO_CAPS)
-    ann.update(node=signer.peer_id, addrs=["/ip4/127.0.0.1/tcp/1"], ts=time.time() if ts is None else ts,
+    ann.update(node=signer.peer_id, addrs=[f"/ip4/127.0.0.1/tcp/1/p2p/{signer.peer_id}"], ts=time.time() if ts is None else ts,
                seq=seq, ttl=30)
     ann.update(over)
     return ann

@@ -14,6 +14,7 @@ def ann(models=("m",), seq=1):
 def test_health_up_down_ban_and_recovery():
     pt, t = table()
     pt.record_announcement("a", ann())
+    pt.get("a").connected = True  # reachability shown: failures cost 10 each
     for _ in range(3):
         pt.record_failure("a", "x")
     assert pt.get("a").health == 70
@@ -48,6 +49,7 @@ def test_blocks_ttl_and_ordering():
     pt, t = table()
     for p in "abc":
         pt.record_announcement(p, ann())
+        pt.get(p).trusted = True  # learned from bootstrap/DHT/PEX: dialable
     pt.get("b").health = 60
     pt.record_rtt("a", 9.0)
     pt.record_rtt("c", 2.0)
@@ -62,3 +64,40 @@ def test_blocks_ttl_and_ordering():
     snap = pt.snapshot()
     assert {r["peer_id"] for r in snap} == {"a", "b", "c"} and all(not r["fresh"] for r in snap)
     assert isinstance(snap[0]["models"], dict)
+
+
+def test_an_unproven_peer_gets_one_try():
+    pt, t = table()
+    pt.record_announcement("fake", ann())
+    st = pt.get("fake")
+    assert not pt.is_proven(st) and st.health == 100
+    pt.record_failure("fake", "unreachable")
+    assert st.health == 0 and pt.is_banned(st)
+    assert pt.candidates("chat", "m") == []
+
+
+def test_a_stranger_heard_only_on_gossip_is_no_candidate():
+    pt, t = table()
+    pt.record_announcement("stranger", ann())
+    assert pt.candidates("chat", "m") == []
+    pt.get("stranger").trusted = True
+    assert [s.peer_id for s in pt.candidates("chat", "m")] == ["stranger"]
+
+
+def test_bounded_lru_with_pins():
+    t = [0.0]
+    pt = PeerTable(ttl=10, clock=lambda: t[0], max_peers=100)
+    pt.pin("me")
+    pt.get("me")
+    pt.record_announcement("worker", ann())
+    pt.record_success("worker")  # delivered work: pinned for a while
+    pt.get("conn").connected = True
+    pt.block("blocked")
+    for i in range(2000):
+        t[0] += 0.001
+        pt.record_announcement(f"sybil{i}", ann())
+    assert len(pt) <= 100 and pt.evicted >= 1900
+    for p in ("me", "worker", "conn", "blocked"):
+        assert pt.known(p), p
+    assert pt.is_blocked("blocked")
+    assert pt.known("sybil1999") and not pt.known("sybil0")  # least recently used went first
