@@ -97,7 +97,8 @@ async def create_intent():
             if event["type"] in ("result", "error"):
                 final = event
     if final["type"] == "error":
-        return jsonify({"error": jsonable(final)}), 504 if final["code"] == "timeout" else 422
+        status = {"timeout": 504, "too_large": 413}.get(final["code"], 422)  # too_large: e.g. audio found too long
+        return jsonify({"error": jsonable(final)}), status
     return jsonify(jsonable(final))
 
 

@@ -86,6 +86,52 @@ def split_sentences(text: str, max_chars: int = 400) -> list[str]:
     return out
 
 
+DECODE_CHUNK_SAMPLES = 500_000  # frames resampled at once, as faster-whisper groups them
+
+
+def decode_audio_bounded(data: bytes, sample_rate: int, max_seconds: float | None):
+    """Decode any audio PyAV (FFmpeg) reads to mono float32 samples at `sample_rate`, never holding
+    more than `max_seconds` of it: a small file can hold hours of silence (FLAC compresses it ~4,700×),
+    so the limit is checked from the container's stated duration first and then on the decoded
+    samples as they come, and decoding stops at the limit. Raises BackendError bad_audio / too_large."""
+    import av
+    import numpy as np
+
+    def too_long(seconds: float):
+        return BackendError("too_large", f"the audio lasts {'more than ' if seconds <= max_seconds else ''}"
+                                         f"{seconds:.1f} s; the limit is {max_seconds:g} s")
+
+    max_samples = None if max_seconds is None else int(max_seconds * sample_rate) + 1
+    parts, total = [], 0
+    try:
+        with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise BackendError("bad_audio", "the file holds no audio stream")
+            stated = container.duration / 1_000_000 if container.duration else None  # av.time_base is µs
+            if max_seconds is not None and stated is not None and stated > max_seconds + 1:
+                raise too_long(stated)
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+            for frame in container.decode(audio=0):
+                for out in resampler.resample(frame):
+                    pcm = out.to_ndarray().reshape(-1)
+                    total += len(pcm)
+                    if max_samples is not None and total > max_samples:  # stated duration lied, or was absent
+                        raise too_long(max_seconds)
+                    parts.append(pcm)
+            for out in resampler.resample(None):
+                parts.append(out.to_ndarray().reshape(-1))
+    except BackendError:
+        raise
+    except Exception as e:  # noqa: BLE001 - PyAV raises InvalidDataError, ValueError, IndexError, ...
+        raise BackendError("bad_audio", f"the audio could not be decoded (wav, webm, ogg, flac and mp3 are accepted): {e}") from None
+    if not parts:
+        raise BackendError("bad_audio", "the audio could not be decoded: it holds no audio samples")
+    samples = np.concatenate(parts).astype(np.float32) / 32768.0
+    if max_samples is not None and len(samples) > max_samples:
+        raise too_long(len(samples) / sample_rate)
+    return samples
+
+
 def seconds_units(seconds: float) -> int:
     """Whole seconds, rounded up (at least 1 for any non-empty audio)."""
     return max(1, math.ceil(seconds - 1e-9)) if seconds > 0 else 0

@@ -17,12 +17,11 @@ a list: the fallback temperatures; default faster-whisper's 0.0 … 1.0), ``max_
 30 s window (default: the model's limit).
 
 Intent params: ``language`` (skip detection), ``vad`` (voice activity filter, default on),
-``timestamps`` (return segments), ``max_seconds`` (duration limit, checked after decoding).
+``timestamps`` (return segments), ``max_seconds`` (duration limit, checked while decoding).
 """
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import tempfile
@@ -32,7 +31,7 @@ from typing import Callable
 
 from ..intents import Intent
 from . import sources
-from ._media import seconds_units
+from ._media import decode_audio_bounded, seconds_units
 from .base import Backend, BackendError, Emit, ModelSpec, ThreadContext, run_in_thread
 from .device import check_fits, pick_device
 
@@ -92,17 +91,10 @@ def packaged_model_dir(name: str, cache_dir: str | os.PathLike, progress: Callab
         return target
 
 
-def decode(audio: bytes):
-    """Decode wav/webm/ogg/mp3/... bytes to 16 kHz mono float32 samples (PyAV via faster-whisper)."""
-    from faster_whisper import decode_audio
-
-    try:
-        samples = decode_audio(io.BytesIO(audio), sampling_rate=SAMPLE_RATE)
-    except Exception as e:  # noqa: BLE001 - PyAV raises InvalidDataError, ValueError, IndexError, ...
-        raise BackendError("bad_audio", f"the audio could not be decoded (wav, webm, ogg and mp3 are accepted): {e}") from None
-    if samples is None or len(samples) == 0:
-        raise BackendError("bad_audio", "the audio could not be decoded: it holds no audio samples (wav, webm, ogg and mp3 are accepted)")
-    return samples
+def decode(audio: bytes, max_seconds: float | None = None):
+    """Decode wav/webm/ogg/flac/mp3/... bytes to 16 kHz mono float32 samples (PyAV), stopping at
+    `max_seconds` (an audio decompression bomb is refused, not decoded: _media.decode_audio_bounded)."""
+    return decode_audio_bounded(audio, SAMPLE_RATE, max_seconds)
 
 
 def _languages() -> frozenset[str] | None:
@@ -187,11 +179,9 @@ class FasterWhisper(Backend):
             extra["max_new_tokens"] = int(opts["max_new_tokens"])
 
         def work(ctx: ThreadContext) -> dict:
-            samples = decode(intent.audio)
-            duration = len(samples) / SAMPLE_RATE
             limit = params.get("max_seconds")
-            if limit is not None and duration > float(limit):
-                raise BackendError("too_large", f"the audio lasts {duration:.1f} s; the limit is {float(limit):g} s")
+            samples = decode(intent.audio, None if limit is None else float(limit))
+            duration = len(samples) / SAMPLE_RATE
             ctx.check()
             language = params.get("language")
             known = _languages()
