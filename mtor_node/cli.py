@@ -111,14 +111,15 @@ def cmd_start(args) -> int:
 
     from .node import Node, StartError, prepare_data_dir, run_until_signalled
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("httpx", "hypercorn", "multiaddr", "libp2p"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from .logs import setup as setup_logs
+
     d = data_dir_of(args)
     try:
         cfg_created, _ = prepare_data_dir(d)
         cfg = config_mod.load(d / config_mod.CONFIG_NAME, _overrides(args))
+        # console, rotating logs/mtor-node.log, and the sysop's live console
+        setup_logs(d, max_bytes=cfg["logs.max_bytes"], backup_count=cfg["logs.backup_count"],
+                   fmt=args.log_format, verbose=args.verbose)
         for w in cfg.warnings:
             logging.getLogger("mtor.config").warning(w)
         if cfg_created:
@@ -350,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a base price without editing the config (repeatable; KIND@MODEL too)")
     p.add_argument("--peaking", type=float, default=None, help="take work only while this worker's surge is at least this")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="json: one JSON object per log line (console and logs/mtor-node.log)")
     p.set_defaults(func=cmd_start)
 
     p = sub.add_parser("status", help="what the running node is: ids, roles, models, queue, addresses")

@@ -98,6 +98,7 @@ class Network:
             self._offer()
             while True:
                 await trio.sleep(ANNOUNCE_REFRESH_S)
+                self.hardware = await trio.to_thread.run_sync(hardware.refresh, self.hardware)  # free VRAM moves
                 self._offer()
 
     def set_prices(self, table: PriceTable, peaking: float | None) -> None:
