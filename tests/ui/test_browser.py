@@ -32,7 +32,7 @@ async def test_chat_streams_markdown_safely(browser_node):
         assert "<img" in answer.locator(".body").inner_text()
         meta = answer.locator(".meta").inner_text()
         assert "cost free" in meta and "time" in meta
-        page.wait_for_selector("#history li")  # previous queries
+        page.wait_for_selector("#conv-list li")  # the conversation is kept in the sidebar
         # Esc stops a running answer
         page.fill("#chat-input", " ".join(["word"] * 60))
         page.keyboard.press("Control+Enter")

@@ -2,12 +2,14 @@
 
 import { api } from "./api.js";
 import { initChat } from "./chat.js";
+import { modelNote } from "./errors.js";
 import { initGrid } from "./grid.js";
 import { initImagine } from "./imagine.js";
 import { initSysop } from "./sysop.js";
 import { $, $$, el, tokens } from "./util.js";
 import { initVision } from "./vision.js";
 import { initVoice } from "./voice.js";
+import { initWallet } from "./wallet.js";
 import { GridSocket } from "./ws.js";
 
 const TABS = ["chat", "vision", "imagine", "voice", "grid", "wallet", "sysop"];
@@ -24,6 +26,7 @@ function userId() {
 // ---- dark mode: remembered, else the system's preference -----------------------------------
 function applyTheme(dark) {
   document.documentElement.classList.toggle("dark", dark);
+  document.getElementById("dark")?.setAttribute("aria-pressed", String(dark));
   localStorage.setItem("mtor.dark", dark ? "1" : "0");
 }
 const storedTheme = localStorage.getItem("mtor.dark");
@@ -34,7 +37,7 @@ const socket = new GridSocket(user);
 const tabListeners = [];
 const senders = {};
 const jobs = new Set();
-let tab = "chat";
+let tab = null;
 
 const ctx = {
   user,
@@ -59,13 +62,19 @@ function wrapDone(handlers, fn) {
   return out;
 }
 
-function showTab(name) {
+// Hash routing: each tab is #name, so Back and Forward move between tabs (hashchange below).
+function showTab(name, { fromHistory = false } = {}) {
   if (!TABS.includes(name)) return;
+  const changed = name !== tab;
   tab = name;
-  for (const b of $$(".tabs button")) b.setAttribute("aria-selected", String(b.dataset.tab === name));
+  for (const b of $$(".tabs button")) {
+    const on = b.dataset.tab === name;
+    b.setAttribute("aria-selected", String(on));
+    b.tabIndex = on ? 0 : -1; // one tab stop for the tab list; arrows move within it
+  }
   for (const t of TABS) $(`#${t}`).hidden = t !== name;
-  location.hash = name === "chat" ? "" : name;
-  tabListeners.forEach((fn) => fn(name));
+  if (!fromHistory && location.hash.slice(1) !== name) location.hash = name;
+  if (changed || !fromHistory) tabListeners.forEach((fn) => fn(name));
 }
 
 function notify(text) {
@@ -92,6 +101,7 @@ async function onStatus(s) {
   $("#node-id").textContent = s.peer_id ? `node ${s.peer_id}` : "";
   $("#tab-wallet").hidden = false;
   ctx.chat.setModels(s.models || []);
+  for (const kind of ["vision", "imagine"]) modelNote($(`#model-note-${kind}`), s.models || [], kind);
   refreshQuote();
 }
 
@@ -112,10 +122,23 @@ ctx.chat = initChat(ctx);
 ctx.vision = initVision(ctx);
 ctx.imagine = initImagine(ctx);
 ctx.voice = initVoice(ctx);
+ctx.wallet = initWallet(ctx);
 ctx.grid = initGrid(ctx);
 ctx.sysop = initSysop(ctx);
 
 for (const b of $$(".tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
+$(".tabs").addEventListener("keydown", (e) => {
+  const i = TABS.indexOf(tab);
+  const to = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: TABS.length - 1 }[e.key];
+  if (to === undefined) return;
+  e.preventDefault();
+  showTab(TABS[(to + TABS.length) % TABS.length]);
+  $(`#tab-${tab}`).focus();
+});
+addEventListener("hashchange", () => {
+  const name = location.hash.slice(1) || "chat";
+  if (TABS.includes(name)) showTab(name, { fromHistory: true });
+});
 ctx.onTab((name) => { if (["chat", "vision", "imagine"].includes(name)) { quoteKind = name; refreshStatus(); } });
 
 socket.addEventListener("state", (e) => {
@@ -163,6 +186,9 @@ document.addEventListener("keydown", (e) => {
   if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "d") { e.preventDefault(); $("#dark").click(); }
 });
 
-showTab(TABS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "chat");
+const first = TABS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "chat";
+history.replaceState(null, "", `${location.pathname}${location.search}#${first}`);
+tab = null;
+showTab(first, { fromHistory: true });
 socket.connect();
 window.mtor = ctx; // for the curious, and for tests

@@ -1,23 +1,44 @@
-// Grid and Wallet: read from /api/v1/status, refreshed live while either tab is visible.
-// Federation and the ledger may be absent: their panels then say so instead of inventing data.
+// Grid: the realm at a glance (an SVG map, per-peer sparklines of price, health and RTT, the
+// cheapest price per kind over time) and this node's models. History is kept in the page from
+// the live refreshes (nothing on the node remembers it), bounded per peer.
 
 import { api, sysopToken } from "./api.js";
-import { lineChart } from "./charts.js";
+import { healthColour, lineChart, PALETTE, realmMap, sparkline } from "./svg.js";
 import { $, el, clear, dash, short, tokens } from "./util.js";
 
 const REFRESH_MS = 3000;
-const PRICE_POINTS = 120; // ~6 minutes of history at one point per refresh
+const POINTS = 120; // ~6 minutes of history at one point per refresh
+const MAX_PEERS_KEPT = 500;
+
+const push = (list, v) => { list.push(v); if (list.length > POINTS) list.splice(0, list.length - POINTS); };
 
 export function initGrid(ctx) {
-  const priceHistory = {}; // peer -> [[t, price]]
+  const history = new Map(); // peer -> {price: [], health: [], rtt: []}
+  const kindPrices = {}; // kind -> [[t, cheapest]]
   let timer = null;
 
-  function renderPeers(peers) {
+  function peerHistory(id) {
+    if (!history.has(id)) {
+      if (history.size >= MAX_PEERS_KEPT) history.delete(history.keys().next().value);
+      history.set(id, { price: [], health: [], rtt: [] });
+    }
+    return history.get(id);
+  }
+
+  function effective(p, kind) {
+    const v = (p.prices || {})[kind];
+    if (!Number.isFinite(v)) return null;
+    return Number.isFinite(p.surge) ? v * p.surge : v;
+  }
+
+  function renderPeers(peers, self) {
     const table = $("#peers");
     const body = clear($("tbody", table));
     $("#grid-empty").hidden = peers.length > 0;
     table.hidden = peers.length === 0;
     const now = Date.now() / 1000;
+    const cheapest = {};
+    for (const [k, v] of Object.entries(self.prices || {})) if (k !== "peak" && Number.isFinite(v)) cheapest[k] = v;
     for (const p of peers) {
       const id = p.peer_id || p.id || "?";
       const gpus = (p.gpus || []).map((g) => `${g.name || "GPU"}${g.vram_total ? ` ${(g.vram_total / 2 ** 30).toFixed(0)} GiB` : ""}`).join(", ")
@@ -30,23 +51,46 @@ export function initGrid(ctx) {
       const price = Object.entries(prices).map(([k, v]) => `${k} ${tokens(v)}`).join(", ") + (peak ? ` · peaking ≥ ×${peak / 1000}` : "");
       const health = Number.isFinite(p.health) ? p.health : null;
       const blocked = !!p.blocked;
+      const h = peerHistory(id);
+      push(h.price, effective(p, "chat"));
+      push(h.health, health);
+      push(h.rtt, Number.isFinite(p.rtt_ms) ? p.rtt_ms : null);
+      if (p.fresh !== false && !blocked) {
+        for (const k of Object.keys(prices)) {
+          const e = effective(p, k);
+          if (e !== null && (cheapest[k] === undefined || e < cheapest[k])) cheapest[k] = e;
+        }
+      }
       const block = el("button", { type: "button", class: blocked ? "" : "danger", text: blocked ? "unblock" : "block",
-        title: "needs the sysop token", onclick: () => ctx.blockPeer(id, !blocked) });
+        title: "needs the sysop token", "aria-label": `${blocked ? "unblock" : "block"} peer ${short(id, 14)}`, onclick: () => ctx.blockPeer(id, !blocked) });
       body.append(el("tr", { class: blocked ? "blocked" : "", dataset: { peer: id } },
         el("td", { class: "mono", title: id }, short(id, 14), p.nickname ? ` (${p.nickname})` : "", p.connected === false ? " · offline" : ""),
         el("td", { text: gpus }), el("td", { text: models || "—" }), el("td", { text: price || "—" }),
         el("td", { text: Number.isFinite(p.surge) ? `×${p.surge}` : "—" }),
         el("td", {}, health === null ? "—" : healthBar(health), health === null ? "" : ` ${health}`),
         el("td", { text: Number.isFinite(p.rtt_ms) ? `${Math.round(p.rtt_ms)} ms` : "—" }),
+        el("td", { class: "sparks" },
+          sparkline(h.price, { colour: PALETTE[0], label: `chat price history of ${short(id, 10)}` }),
+          sparkline(h.health, { colour: PALETTE[1], label: `health history of ${short(id, 10)}` }),
+          sparkline(h.rtt, { colour: PALETTE[2], label: `round-trip time history of ${short(id, 10)}` })),
         el("td", {}, sysopToken() ? block : "")));
-      const chat = prices.chat;
-      if (Number.isFinite(chat)) {
-        const eff = Number.isFinite(p.surge) ? chat * p.surge : chat;
-        (priceHistory[short(id, 10)] ||= []).push([now, eff]);
-        priceHistory[short(id, 10)].splice(0, Math.max(0, priceHistory[short(id, 10)].length - PRICE_POINTS));
-      }
     }
-    lineChart($("#price-chart"), priceHistory, { unit: "µ" });
+    for (const [k, v] of Object.entries(cheapest)) push(kindPrices[k] ||= [], [now, v]);
+    lineChart($("#price-chart"), kindPrices, { format: (v) => tokens(Math.round(v)).replace(" $9000", ""),
+      emptyText: "no prices yet: this node and its peers set none" });
+    const kindsOf = (p) => (Array.isArray(p.models) ? [] : Object.keys(p.models || {}));
+    realmMap($("#realm-map"), [
+      { id: self.peer_id || "self", label: "this node", self: true, models: (self.models || []).length, health: 100,
+        gpu: !!(self.hardware && self.hardware.gpus && self.hardware.gpus.length), kinds: [...new Set((self.models || []).map((m) => m.kind))],
+        detail: `this node ${self.peer_id || ""}` },
+      ...peers.map((p) => {
+        const id = p.peer_id || p.id || "?";
+        const models = Array.isArray(p.models) ? p.models.length : Object.values(p.models || {}).flat().length;
+        return { id, label: short(id, 10), models, health: p.health, gpu: (p.gpus || []).length > 0, kinds: kindsOf(p),
+          offline: p.connected === false || p.fresh === false,
+          detail: `${id}\nhealth ${dash(p.health)} · RTT ${Number.isFinite(p.rtt_ms) ? Math.round(p.rtt_ms) + " ms" : "—"}` };
+      }),
+    ]);
   }
 
   function renderModels(models) {
@@ -58,36 +102,17 @@ export function initGrid(ctx) {
     }
   }
 
-  async function renderWallet(summary) {
-    const has = summary && typeof summary === "object";
-    $("#wallet-empty").hidden = has;
-    $("#wallet-body").hidden = !has;
-    if (!has) return;
-    let wallet = summary;
-    if (ctx.currentTab() === "wallet") {
-      try { wallet = { ...summary, ...(await api("/api/v1/wallet?limit=100")) }; } catch { /* the summary will do */ }
-    }
-    $("#wallet-balance").textContent = Number.isFinite(wallet.balance) ? (wallet.balance / 1e6).toFixed(6) : "—";
-    if (Number.isFinite(wallet.held) && wallet.held > 0) $("#wallet-balance").title = `${tokens(wallet.held)} held for running queries`;
-    $("#wallet-address").textContent = wallet.address || "";
-    const body = clear($("#ledger tbody"));
-    for (const e of (wallet.recent || wallet.entries || []).slice(0, 200)) {
-      const ms = e.time > 1e12 ? e.time : e.time * 1000; // the ledger keeps milliseconds; accept seconds too
-      const when = Number.isFinite(e.time) ? new Date(ms).toLocaleString() : dash(e.time);
-      const detail = e.detail || e.peer || e.job || e.tx || "";
-      const amount = Number.isFinite(e.delta) ? e.delta : e.amount;
-      body.append(el("tr", {}, el("td", { text: dash(e.seq) }), el("td", { text: when }), el("td", { text: dash(e.kind) }),
-        el("td", { text: Number.isFinite(amount) ? (amount === 0 ? "0" : amount < 0 ? "−" + tokens(-amount) : "+" + tokens(amount)) : "—" }), el("td", { class: "mono", text: short(detail, 24) })));
-    }
-  }
-
   async function refresh() {
     try {
       const s = await api("/api/v1/status");
       ctx.onStatus(s);
-      renderPeers(Array.isArray(s.peers) ? s.peers : []);
-      renderModels(s.models || []);
-      renderWallet(s.wallet);
+      if (ctx.currentTab() === "grid") {
+        let prices = {};
+        try { prices = (await api("/api/v1/prices")).prices || {}; } catch { /* no price service: peers' prices only */ }
+        renderPeers(Array.isArray(s.peers) ? s.peers : [], { ...s, prices });
+        renderModels(s.models || []);
+      }
+      ctx.wallet.render(s.wallet);
     } catch { /* the connection badge already says the node is away */ }
   }
 
@@ -98,11 +123,12 @@ export function initGrid(ctx) {
   }
 
   ctx.onTab(() => { schedule(); if (["grid", "wallet"].includes(ctx.currentTab())) refresh(); });
-  return { refresh };
+  return { refresh, history };
 }
 
 function healthBar(health) {
   const bar = el("span", { class: "health" });
   bar.style.width = `${Math.max(2, health / 2)}px`; // CSSOM, not a style attribute: allowed by the CSP
+  bar.style.background = healthColour(health);
   return bar;
 }

@@ -21,6 +21,7 @@ export function initVision(ctx) {
     preview.hidden = false;
   }
 
+  $("#vision-choose").addEventListener("click", () => $("#vision-file").click());
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => {
@@ -45,12 +46,14 @@ export function initVision(ctx) {
       video.hidden = false;
       $("#webcam-snap").disabled = false;
       $("#webcam-toggle").textContent = "Webcam off";
+      $("#webcam-toggle").setAttribute("aria-pressed", "true");
     } else {
       stream?.getTracks().forEach((t) => t.stop());
       stream = null;
       video.hidden = true;
       $("#webcam-snap").disabled = true;
       $("#webcam-toggle").textContent = "Webcam on";
+      $("#webcam-toggle").setAttribute("aria-pressed", "false");
     }
   }
 
@@ -72,7 +75,7 @@ export function initVision(ctx) {
     if (!image) { ctx.notify("drop, choose or capture an image first"); return; }
     prompt = prompt.trim() || "Describe this image.";
     userCard(log, prompt, el("img", { src: image.url, alt: "" }));
-    const { handlers } = answerCard(log, { onDone: (r, text) => { if (r && $("#speak-answers").checked) ctx.speak(text); } });
+    const { handlers } = answerCard(log, { kind: "vision", onDone: (r, text) => { if (r && $("#speak-answers").checked) ctx.speak(text); } });
     const image_b64 = await fileToBase64(image.blob);
     ctx.track(ctx.socket.submit({ kind: "vision", prompt, image_b64 }, handlers), "vision");
   }

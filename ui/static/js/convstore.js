@@ -1,0 +1,105 @@
+// Conversations kept in this browser (IndexedDB): one record per chat with its messages and its
+// own settings. Falls back to memory when IndexedDB is unavailable (private windows of some
+// browsers), so the page still works, only without keeping chats across reloads.
+
+const DB = "mtor";
+const STORE = "conversations";
+const MAX_CONVERSATIONS = 500; // the oldest beyond this are dropped: bounded storage
+
+let dbPromise = null;
+const memory = new Map();
+
+function openDb() {
+  if (!("indexedDB" in window)) return Promise.resolve(null);
+  dbPromise ||= new Promise((resolve) => {
+    const req = indexedDB.open(DB, 1);
+    req.onupgradeneeded = () => {
+      const store = req.result.createObjectStore(STORE, { keyPath: "id" });
+      store.createIndex("updated", "updated");
+    };
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => resolve(null);
+    req.onblocked = () => resolve(null);
+  });
+  return dbPromise;
+}
+
+function tx(db, mode, fn) {
+  return new Promise((resolve, reject) => {
+    const t = db.transaction(STORE, mode);
+    const out = fn(t.objectStore(STORE));
+    t.oncomplete = () => resolve(out && "result" in out ? out.result : undefined);
+    t.onerror = () => reject(t.error);
+    t.onabort = () => reject(t.error);
+  });
+}
+
+export function newConversation(settings = {}) {
+  const now = Date.now();
+  return {
+    id: "c-" + now.toString(36) + "-" + Math.random().toString(36).slice(2, 8),
+    title: "New chat", created: now, updated: now, messages: [],
+    settings: { model: "", system: "", temperature: 0.7, max_tokens: 512, ...settings },
+  };
+}
+
+export async function listConversations() {
+  const db = await openDb();
+  const all = db ? await tx(db, "readonly", (s) => s.getAll()) : [...memory.values()];
+  return (all || []).sort((a, b) => b.updated - a.updated);
+}
+
+export async function saveConversation(conv) {
+  conv.updated = Date.now();
+  const copy = structuredClone(conv);
+  const db = await openDb();
+  if (!db) { memory.set(conv.id, copy); return; }
+  await tx(db, "readwrite", (s) => s.put(copy));
+  const all = await listConversations();
+  if (all.length > MAX_CONVERSATIONS) {
+    await tx(db, "readwrite", (s) => { for (const c of all.slice(MAX_CONVERSATIONS)) s.delete(c.id); });
+  }
+}
+
+export async function deleteConversation(id) {
+  const db = await openDb();
+  if (!db) { memory.delete(id); return; }
+  await tx(db, "readwrite", (s) => s.delete(id));
+}
+
+// ---- export ---------------------------------------------------------------------------------
+export function toMarkdown(conv) {
+  const lines = [`# ${conv.title}`, ""];
+  const s = conv.settings || {};
+  lines.push(`_model: ${s.model || "default"} · temperature ${s.temperature} · max tokens ${s.max_tokens}_`, "");
+  if (s.system) lines.push("> **System:** " + s.system.replace(/\n/g, "\n> "), "");
+  for (const m of conv.messages) {
+    lines.push(m.role === "user" ? "## You" : "## Assistant", "", m.content, "");
+    if (m.role === "assistant" && m.meta) {
+      const bits = [m.meta.peer ? `answered by ${m.meta.peer}` : null, m.meta.cost !== undefined ? `cost ${m.meta.cost} µ$9000` : null,
+        m.meta.truncated ? "stopped at its token limit" : null].filter(Boolean);
+      if (bits.length) lines.push(`<sub>${bits.join(" · ")}</sub>`, "");
+    }
+  }
+  return lines.join("\n");
+}
+
+export function toJson(conv) {
+  return JSON.stringify({ format: "mtor-conversation/1", ...conv }, null, 2);
+}
+
+export function download(name, text, type) {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+export function fileName(conv, ext) {
+  const base = conv.title.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 48) || "chat";
+  return `${base}.${ext}`;
+}
