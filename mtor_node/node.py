@@ -114,6 +114,7 @@ class Node:
         self.price_overrides: dict[str, int] = {}  # --price KIND=MICROTOKENS
         self.network = None  # mtor_node.network.Network when the p2p layer runs
         self.federation = None  # its federation.Federation
+        self.peer_blocks = None  # mtor_node.blocks.PeerBlocks, with the p2p layer
         self._cancel = trio.CancelScope()
         self.stopping = trio.Event()
         self.finished = trio.Event()
@@ -168,6 +169,10 @@ class Node:
                             _check_port_free(self.config["p2p.host"], self.config["p2p.port"], "--p2p-port")
                         self.network = Network(self)
                         self.federation = self.network.fed
+                        from .blocks import PeerBlocks
+
+                        self.peer_blocks = PeerBlocks(self.store.conn)  # the sysop's blocks survive a restart
+                        self.peer_blocks.apply(self.federation)
                         self.broker.remote = self.network
                         await nursery.start(self.network.run)
                         if self.ledger is not None:

@@ -28,6 +28,8 @@ async def _block(peer_id: str, blocked: bool):
     if len(peer_id) > 128 or not peer_id.isalnum():
         return error("bad_request", "not a peer id")
     (n.federation.block if blocked else n.federation.unblock)(peer_id)
+    if n.peer_blocks is not None:  # kept across restarts (mtor_node/blocks.py)
+        n.peer_blocks.set(peer_id, blocked)
     return jsonify({"peer_id": peer_id, "blocked": blocked})
 
 
