@@ -154,12 +154,12 @@ class Ledger:
         from .solana_chain import anchor
         return await anchor(self.store, client)
 
-    async def settle(self, client, peer: bytes | str, amount: int, mint: str, decimals: int = 6) -> Entry:
-        from .solana_chain import settle_out
+    async def settle(self, client, peer: bytes | str, amount: int | None, mint: str, decimals: int | None = None) -> Entry:
+        from .settlement import settle_out
         return await settle_out(self.store, client, to_pubkey(peer), amount, mint, decimals)
 
     async def record_settlement_in(self, client, tx: str, peer: bytes | str, amount: int, mint: str) -> Entry:
-        from .solana_chain import settle_in
+        from .settlement import settle_in
         return await settle_in(self.store, client, tx, to_pubkey(peer), amount, mint)
 
     # --- verification ---

@@ -38,14 +38,15 @@ from .keys import address
 from .merkle import merkle_root
 
 MEMO_PROGRAM_ID = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")  # memo v3
-TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
-ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
-SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
-TOKEN_DECIMALS = 6  # 1 $9000 = 10**6 micro-tokens
+from .settlement import (ASSOCIATED_TOKEN_PROGRAM_ID, SYSTEM_PROGRAM_ID, TOKEN_2022_PROGRAM_ID,  # noqa: F401
+                         TOKEN_PROGRAM_ID, associated_token_address, build_settle_tx, create_ata_idempotent,
+                         transfer_checked)
 
-# TODO: the $9000 mint address on mainnet-beta could not be looked up from this machine (no
-# network). Set it here (or in mtor.toml `ledger.mint`) once confirmed; it is only a default.
-MTOR_9000_MINT = "..."
+TOKEN_DECIMALS = 6  # what the ledger's micro-tokens assume; settlement reads the mint's own decimals on chain
+
+# The $9000 token on Solana mainnet-beta (the founding README's link). Its decimals and token
+# program (SPL Token or Token-2022) are read from the mint account on chain (ledger/settlement.py).
+MTOR_9000_MINT = "3eazihmAw8yNHhgoNaNr8aBGaBaoLcwZVCBDPnrSpump"
 
 CLUSTERS = {
     "mainnet-beta": "https://api.mainnet-beta.solana.com",
@@ -59,7 +60,8 @@ log = logging.getLogger("mtor.ledger.chain")
 @dataclass(frozen=True)
 class ClusterConfig:
     """What the daemon reads from its config. `rpc_url` overrides the cluster's public URL
-    (custom RPC); `mint` defaults to MTOR_9000_MINT on mainnet-beta and must be set elsewhere."""
+    (custom RPC); `mint` defaults to MTOR_9000_MINT on mainnet-beta (public RPC) and must be set
+    for devnet, testnet and custom RPCs."""
     cluster: str = "mainnet-beta"
     rpc_url: str | None = None
     mint: str | None = None
@@ -78,9 +80,11 @@ class ClusterConfig:
     def mint_address(self) -> str:
         if self.mint:
             return self.mint
-        if self.cluster == "mainnet-beta" and MTOR_9000_MINT != "...":
+        if self.cluster == "mainnet-beta" and not self.rpc_url:
             return MTOR_9000_MINT
-        raise ValueError(f"no $9000 mint configured for cluster {self.cluster!r}")
+        where = f"the custom RPC {self.rpc_url}" if self.rpc_url else f"cluster {self.cluster!r}"
+        raise ValueError(f"no $9000 mint configured for {where} (the default mint is only assumed on "
+                         f"mainnet-beta's public RPC)")
 
 
 # --- transactions -----------------------------------------------------------------------
@@ -93,36 +97,6 @@ def build_anchor_tx(keypair: Keypair, root: bytes, blockhash: Hash) -> Transacti
     """The single anchoring transaction for a batch: one memo with the root as hex text."""
     ix = memo_instruction(keypair.pubkey(), root.hex())
     return Transaction.new_signed_with_payer([ix], keypair.pubkey(), [keypair], blockhash)
-
-
-def associated_token_address(owner: Pubkey, mint: Pubkey) -> Pubkey:
-    return Pubkey.find_program_address([bytes(owner), bytes(TOKEN_PROGRAM_ID), bytes(mint)],
-                                       ASSOCIATED_TOKEN_PROGRAM_ID)[0]
-
-
-def create_ata_idempotent(payer: Pubkey, owner: Pubkey, mint: Pubkey) -> Instruction:
-    ata = associated_token_address(owner, mint)
-    return Instruction(ASSOCIATED_TOKEN_PROGRAM_ID, bytes([1]), [
-        AccountMeta(payer, True, True), AccountMeta(ata, False, True),
-        AccountMeta(owner, False, False), AccountMeta(mint, False, False),
-        AccountMeta(SYSTEM_PROGRAM_ID, False, False), AccountMeta(TOKEN_PROGRAM_ID, False, False)])
-
-
-def transfer_checked(source: Pubkey, mint: Pubkey, dest: Pubkey, owner: Pubkey, amount: int,
-                     decimals: int) -> Instruction:
-    # SPL token instruction 12: TransferChecked { amount: u64, decimals: u8 }
-    return Instruction(TOKEN_PROGRAM_ID, struct.pack("<BQB", 12, amount, decimals), [
-        AccountMeta(source, False, True), AccountMeta(mint, False, False),
-        AccountMeta(dest, False, True), AccountMeta(owner, True, False)])
-
-
-def build_settle_tx(keypair: Keypair, peer: Pubkey, mint: Pubkey, amount: int, decimals: int,
-                    blockhash: Hash) -> Transaction:
-    me = keypair.pubkey()
-    ixs = [create_ata_idempotent(me, peer, mint),
-           transfer_checked(associated_token_address(me, mint), mint,
-                            associated_token_address(peer, mint), me, amount, decimals)]
-    return Transaction.new_signed_with_payer(ixs, me, [keypair], blockhash)
 
 
 @dataclass(frozen=True)
@@ -161,7 +135,8 @@ class ChainClient(Protocol):
     async def send(self, tx: Transaction) -> str: ...
     async def wait_confirmed(self, sig: str, timeout_s: float = 60.0) -> int: ...
     async def fetch_tx(self, sig: str) -> FetchedTx | None: ...
-    async def token_balance(self, owner: Pubkey, mint: Pubkey) -> int: ...
+    async def token_balance(self, owner: Pubkey, mint: Pubkey, program: Pubkey = TOKEN_PROGRAM_ID) -> int: ...
+    async def get_account(self, pubkey: Pubkey) -> tuple[Pubkey, bytes] | None: ...  # (owner, data)
 
 
 class LiteSVMChainClient:
@@ -203,11 +178,17 @@ class LiteSVMChainClient:
         ok = meta is not None and not hasattr(meta, "err")
         return FetchedTx.from_message(slot, ok, tx.message)
 
-    async def token_balance(self, owner: Pubkey, mint: Pubkey) -> int:
-        acct = self.svm.get_account(associated_token_address(owner, mint))
+    async def token_balance(self, owner: Pubkey, mint: Pubkey, program: Pubkey = TOKEN_PROGRAM_ID) -> int:
+        acct = self.svm.get_account(associated_token_address(owner, mint, program))
         if acct is None or len(acct.data) < 72:
             return 0
         return struct.unpack_from("<Q", bytes(acct.data), 64)[0]
+
+    async def get_account(self, pubkey: Pubkey) -> tuple[Pubkey, bytes] | None:
+        acct = self.svm.get_account(pubkey)
+        if acct is None or acct.lamports == 0:
+            return None
+        return acct.owner, bytes(acct.data)
 
 
 class RpcChainClient:
@@ -267,13 +248,21 @@ class RpcChainClient:
         ok = meta is not None and meta.err is None
         return FetchedTx.from_message(v.slot, ok, tx.message)
 
-    async def token_balance(self, owner: Pubkey, mint: Pubkey) -> int:
+    async def token_balance(self, owner: Pubkey, mint: Pubkey, program: Pubkey = TOKEN_PROGRAM_ID) -> int:
         from solana.rpc.core import RPCException
         try:
-            resp = await self.client.get_token_account_balance(associated_token_address(owner, mint))
+            resp = await self.client.get_token_account_balance(associated_token_address(owner, mint, program))
         except RPCException:
             return 0  # no token account yet
         return int(resp.value.amount)
+
+    async def get_account(self, pubkey: Pubkey) -> tuple[Pubkey, bytes] | None:
+        try:
+            resp = await self.client.get_account_info(pubkey, encoding="base64")
+        except Exception as exc:
+            raise AnchorError(f"getAccountInfo {pubkey} failed: {exc}") from exc
+        v = resp.value
+        return None if v is None else (v.owner, bytes(v.data))
 
 
 # --- anchoring --------------------------------------------------------------------------
@@ -336,41 +325,6 @@ async def run_anchorer(store: ChainStore, client: ChainClient, every_entries: in
                 log.warning("anchor failed, retrying at the next check: %s", e)
 
 
-# --- settlement -------------------------------------------------------------------------
+# --- settlement: ledger/settlement.py (re-exported here for callers of the old names) ---------
 
-async def settle_out(store: ChainStore, client: ChainClient, peer: bytes, amount: int, mint: str,
-                     decimals: int = TOKEN_DECIMALS, timeout_s: float = 60.0) -> Entry:
-    """Pay `amount` micro-tokens we owe `peer` as an SPL TransferChecked; append `settle` out."""
-    from .accounts import Accounts
-    owed = Accounts(store).owed().get(peer, 0)
-    if type(amount) is not int or amount <= 0 or amount > owed:
-        raise SettlementError(f"can settle 1..{owed} micro-tokens with {address(peer)}, not {amount}")
-    mint_pk = Pubkey.from_string(mint)
-    tx = build_settle_tx(store.signer.keypair, Pubkey.from_bytes(peer), mint_pk, amount, decimals,
-                         await client.latest_blockhash())
-    try:
-        sig = await client.send(tx)
-        slot = await client.wait_confirmed(sig, timeout_s)
-    except AnchorError as exc:
-        raise SettlementError(str(exc)) from exc
-    return store.append(SETTLE, {"peer": peer, "amount": amount, "dir": "out", "tx": sig,
-                                 "mint": mint, "slot": slot})
-
-
-async def settle_in(store: ChainStore, client: ChainClient, sig: str, peer: bytes, amount: int,
-                    mint: str) -> Entry:
-    """Record a settlement `peer` paid us, after checking the transaction on chain: it
-    succeeded and holds a TransferChecked of `amount` from peer's token account to ours."""
-    got = await client.fetch_tx(sig)
-    if got is None or not got.ok:
-        raise SettlementError(f"settlement transaction {sig} not found or failed")
-    mint_pk = Pubkey.from_string(mint)
-    peer_pk, me = Pubkey.from_bytes(peer), Pubkey.from_bytes(store.me)
-    want_src, want_dst = associated_token_address(peer_pk, mint_pk), associated_token_address(me, mint_pk)
-    for prog, accts, data in got.instructions:
-        if prog == TOKEN_PROGRAM_ID and len(data) == 10 and data[0] == 12 and len(accts) >= 4:
-            amt = struct.unpack_from("<Q", data, 1)[0]
-            if accts[:4] == [want_src, mint_pk, want_dst, peer_pk] and amt == amount:
-                return store.append(SETTLE, {"peer": peer, "amount": amount, "dir": "in",
-                                             "tx": sig, "mint": mint, "slot": got.slot})
-    raise SettlementError(f"transaction {sig} has no TransferChecked of {amount} from {address(peer)} to us")
+from .settlement import settle_in, settle_out  # noqa: E402,F401

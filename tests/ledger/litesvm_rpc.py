@@ -53,6 +53,7 @@ from solders.transaction_status import (
 from solders.transaction_metadata import FailedTransactionMetadata
 
 SPL_TOKEN = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
+TOKEN_2022 = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
 
 
 class RpcError(Exception):
@@ -106,7 +107,7 @@ class LiteSVMRpc:
 
     def m_getTokenAccountBalance(self, pubkey: str, cfg: dict | None = None) -> str:
         acct = self.svm.get_account(Pubkey.from_string(pubkey))
-        if acct is None or acct.owner != SPL_TOKEN or len(acct.data) < 165:
+        if acct is None or acct.owner not in (SPL_TOKEN, TOKEN_2022) or len(acct.data) < 165:
             raise RpcError(-32602, "Invalid param: could not find account")
         data = bytes(acct.data)
         mint = self.svm.get_account(Pubkey.from_bytes(data[:32]))
