@@ -251,14 +251,17 @@ export function initChat(ctx) {
   $("#conv-rename").addEventListener("click", () => {
     const title = $("#conv-title");
     const box = el("input", { class: "full", "aria-label": "chat title", maxlength: 120, value: conv.title });
+    let finished = false;
     const done = (keep) => {
+      if (finished) return;
+      finished = true;
       if (keep && box.value.trim()) { conv.title = box.value.trim(); persist(); }
       box.replaceWith(title);
       title.textContent = conv.title;
       $("#conv-rename").focus();
     };
     box.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); done(true); } else if (e.key === "Escape") { e.stopPropagation(); done(false); } });
-    box.addEventListener("blur", () => box.isConnected && done(true));
+    box.addEventListener("blur", () => done(true));
     title.replaceWith(box);
     box.focus();
     box.select();

@@ -14,14 +14,14 @@ export function explain(ev, { kind = "chat", model = null } = {}) {
   const what = KIND_NAMES[kind] || kind;
   const named = model ? `the ${kind} model “${model}”` : `the default ${kind} model`;
   const inner = raw.replace(/^model '[^']*' is unavailable: /, "");
-  const quoted = (inner.match(QUOTED) || [])[1];
+  const quoted = (inner.match(QUOTED) || inner.match(/^([\w.-]+\/[\w.-]+) /) || [])[1];
   if (code === "cancelled") return { title: "Stopped.", why: null, fix: null, raw: null };
   if (code === "no_model") {
     return { title: `${what} is not available: no node of this realm serves ${named}.`,
       why: "Nobody here has loaded a model of this kind yet.",
       fix: `mtor-node models pull <hub-id>   # then add it under models: in the node's config`, raw };
   }
-  if (/not in the local cache and the node is offline/.test(inner)) {
+  if (/not in the local (model )?cache and the node is offline/.test(inner)) {
     return { title: `${what} needs ${quoted ? `“${quoted}”` : named}, which is not downloaded on this node.`,
       why: "The node is offline (HF_HUB_OFFLINE) and has no cached copy of the weights.",
       fix: `mtor-node models pull ${quoted && REPO.test(quoted) ? quoted : "<hub-id>"}`, raw };
