@@ -1,6 +1,7 @@
 """OpenAI-compatible endpoints under /v1, so existing clients and scripts work against the grid.
 
-Each request becomes one intent (n images: n intents). Errors use OpenAI's shape:
+Each request becomes one intent (n choices or images: n intents). Sampling a client does not send
+comes from the model (ui/compat.py), not from OpenAI's documented defaults. Errors use OpenAI's shape:
 {"error": {"message", "type", "code", "param"}}. Only what the grid can honour is accepted;
 anything else is a 400 that says what is supported, never a silent difference.
 """
@@ -19,6 +20,7 @@ from quart import Blueprint, jsonify, request
 from mtor_node.intents import IntentError
 
 from .api import node
+from .compat import MAX_CHOICES, finish_of, submit_all, usage_of, with_defaults
 from .intake import BadJson, follow, read_json, http_status, run_to_end, submit, ui_state
 
 openai_bp = Blueprint("openai", __name__, url_prefix="/v1")
@@ -26,8 +28,6 @@ openai_bp = Blueprint("openai", __name__, url_prefix="/v1")
 DEFAULT_MODEL_NAMES = ("", "default", "auto")
 SIZE = re.compile(r"^(\d{2,4})x(\d{2,4})$")
 MAX_IMAGES = 4
-SPEECH_FORMATS = ("wav",)
-TRANSCRIPT_FORMATS = ("json", "text", "verbose_json")
 
 
 class OpenAIError(Exception):
@@ -85,8 +85,56 @@ def _submit(d: dict):
 
 # ---- chat -------------------------------------------------------------------------------------
 
+# Fields the grid does not implement: a request that uses them is refused, naming the field,
+# rather than answered as if they had been honoured.
+REFUSED = {
+    "logprobs": "logprobs are not available from the models on this server",
+    "top_logprobs": "logprobs are not available from the models on this server",
+    "functions": "function calling is not supported on this server",
+    "function_call": "function calling is not supported on this server",
+    "logit_bias": "logit_bias is not supported on this server",
+    "audio": "audio output from chat is not supported: use /v1/audio/speech",
+    "prediction": "predicted outputs are not supported on this server",
+}
+NEUTRAL = {"presence_penalty": 0, "frequency_penalty": 0, "parallel_tool_calls": None, "store": False,
+           "modalities": ["text"], "reasoning_effort": None, "service_tier": "auto"}
+
+
+def _refuse_unsupported(body: dict) -> None:
+    for key, why in REFUSED.items():
+        if body.get(key) not in (None, False, 0, {}, []):
+            raise OpenAIError(f"{key}: {why}", "unsupported_parameter", param=key)
+    for key, neutral in NEUTRAL.items():
+        value = body.get(key)
+        if value is not None and value != neutral and not (key == "service_tier" and value == "default"):
+            raise OpenAIError(f"{key}={value!r} is not supported on this server (only {neutral!r})", "unsupported_parameter", param=key)
+    tools = body.get("tools")
+    if tools and body.get("tool_choice") != "none":  # tools the model may not call change nothing
+        raise OpenAIError("tools: tool calls are not supported by the models on this server "
+                          "(send no tools, or tool_choice 'none')", "unsupported_parameter", param="tools")
+    fmt = body.get("response_format")
+    if fmt is not None and not (isinstance(fmt, dict) and fmt.get("type") == "text"):
+        raise OpenAIError("response_format: JSON mode and structured outputs are not supported on this server "
+                          "(only {'type': 'text'})", "unsupported_parameter", param="response_format")
+
+
+def _choices(body: dict) -> int:
+    n = body.get("n", 1)
+    if n is None:
+        return 1
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CHOICES:
+        raise OpenAIError(f"n must be a whole number from 1 to {MAX_CHOICES}", param="n")
+    return n
+
+
+def _sampling(body: dict, kind: str, model: str | None) -> dict:
+    given = {"max_tokens": body.get("max_completion_tokens", body.get("max_tokens")), "temperature": body.get("temperature"),
+             "top_p": body.get("top_p"), "stop": body.get("stop"), "seed": body.get("seed")}
+    return with_defaults(node(), kind, model, given)
+
+
 def _chat_intent(body: dict) -> dict:
-    """Text messages make a chat intent; an image_url (data: URI) in the last user message makes vision."""
+    """Text messages make a chat intent; an image_url (data: URI) in the conversation makes vision."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise OpenAIError("messages must be a non-empty list", param="messages")
@@ -94,6 +142,11 @@ def _chat_intent(body: dict) -> dict:
     for i, m in enumerate(messages):
         if not isinstance(m, dict):
             raise OpenAIError(f"messages[{i}] must be an object", param="messages")
+        role = m.get("role")
+        if role == "developer":  # OpenAI's newer name for the system message
+            role = "system"
+        if role in ("tool", "function") or m.get("tool_calls"):
+            raise OpenAIError(f"messages[{i}]: tool messages are not supported on this server", "unsupported_parameter", param="messages")
         content = m.get("content")
         if isinstance(content, list):  # content parts: text and images
             texts = []
@@ -106,20 +159,13 @@ def _chat_intent(body: dict) -> dict:
                     raise OpenAIError(f"messages[{i}].content has a part this server does not take "
                                       "(text and image_url with a data: URI are supported)", param="messages")
             content = "\n".join(texts)
-        plain.append({"role": m.get("role"), "content": content})
-    params = {}
-    for ours, theirs in (("max_tokens", "max_tokens"), ("max_tokens", "max_completion_tokens"),
-                         ("temperature", "temperature"), ("top_p", "top_p"), ("stop", "stop"), ("seed", "seed")):
-        if body.get(theirs) is not None:
-            params[ours] = body[theirs]
-    n = body.get("n", 1)
-    if n != 1:
-        raise OpenAIError("n must be 1 on this server", param="n")
-    d = {"model": _model(body), "user": _user(body), "params": params}
+        plain.append({"role": role, "content": content})
+    model = _model(body)
+    d = {"model": model, "user": _user(body)}
     if image is not None:
         prompt = next((m["content"] for m in reversed(plain) if m["role"] == "user"), "")
-        return {**d, "kind": "vision", "image": image, "prompt": prompt or None}
-    return {**d, "kind": "chat", "messages": plain}
+        return {**d, "kind": "vision", "image": image, "prompt": prompt or None, "params": _sampling(body, "vision", model)}
+    return {**d, "kind": "chat", "messages": plain, "params": _sampling(body, "chat", model)}
 
 
 def _data_uri(image_url) -> bytes:
@@ -132,71 +178,154 @@ def _data_uri(image_url) -> bytes:
         raise OpenAIError("image_url data is not valid base64", param="messages") from None
 
 
-def _completion_id(ticket) -> str:
-    return "chatcmpl-" + ticket.intent.id
+def _submit_n(d: dict, n: int) -> list:
+    """n intents for n choices; a given seed becomes seed, seed+1, … so that the choices differ."""
+    intents = []
+    for i in range(n):
+        params = dict(d["params"])
+        if isinstance(params.get("seed"), int) and not isinstance(params["seed"], bool) and i:
+            params["seed"] += i
+        intents.append({**d, "params": params})
+    try:
+        return submit_all(intents)
+    except IntentError as e:
+        raise _from_intent_error(e) from None
+
+
+def _stream_flags(body: dict) -> tuple[bool, bool]:
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise OpenAIError("stream must be true or false", param="stream")
+    opts = body.get("stream_options")
+    return stream, isinstance(opts, dict) and opts.get("include_usage") is True
+
+
+def _sse(obj: dict) -> bytes:
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+def _stream_error(event: dict) -> bytes:
+    return _sse({"error": {"message": event.get("message", ""), "type": "server_error", "code": event.get("code"), "param": None}})
+
+
+def _sum_usage(finals: list[dict]) -> dict:
+    prompt = max((usage_of(f)[0] for f in finals), default=0)  # one prompt, n answers (as OpenAI counts)
+    completion = sum(usage_of(f)[1] for f in finals)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 @openai_bp.post("/chat/completions")
 async def chat_completions():
     body = await _body()
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise OpenAIError("stream must be true or false", param="stream")
-    ticket = _submit(_chat_intent(body))
-    created, cid = int(time.time()), _completion_id(ticket)
-    model = body.get("model") or ticket.target or "default"
-    state = ui_state()
+    _refuse_unsupported(body)
+    n, (stream, include_usage) = _choices(body), _stream_flags(body)
+    tickets = _submit_n(_chat_intent(body), n)
+    created, cid = int(time.time()), "chatcmpl-" + tickets[0].intent.id
+    model = body.get("model") or tickets[0].target or "default"
+    state, max_tokens = ui_state(), tickets[0].intent.params.get("max_tokens")
 
-    def chunk(delta: dict, finish: str | None = None, usage: dict | None = None) -> bytes:
-        obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-               "system_fingerprint": None, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
-        if usage is not None:
-            obj["usage"] = usage
-        return b"data: " + json.dumps(obj).encode() + b"\n\n"
+    def chunk(index: int, delta: dict, finish: str | None = None) -> bytes:
+        return _sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model, "system_fingerprint": None,
+                     "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}]})
 
     if stream:
-        include_usage = isinstance(body.get("stream_options"), dict) and body["stream_options"].get("include_usage") is True
-
         async def sse():
-            yield chunk({"role": "assistant", "content": ""})
-            async with aclosing(follow(state, ticket)) as events:
-                async for event in events:
-                    if event["type"] == "chunk" and event.get("text"):
-                        yield chunk({"content": event["text"]})
-                    elif event["type"] == "result":
-                        yield chunk({}, _finish_reason(event, ticket))
-                        if include_usage:
-                            yield b"data: " + json.dumps({"id": cid, "object": "chat.completion.chunk", "created": created,
-                                                           "model": model, "choices": [], "usage": _usage(event)}).encode() + b"\n\n"
-                    elif event["type"] == "error":
-                        yield b"data: " + json.dumps({"error": {"message": event.get("message", ""), "type": "server_error",
-                                                                 "code": event.get("code"), "param": None}}).encode() + b"\n\n"
+            finals = []
+            # Choices are read one after another; all n run at once in the broker meanwhile.
+            for index, ticket in enumerate(tickets):
+                yield chunk(index, {"role": "assistant", "content": ""})
+                async with aclosing(follow(state, ticket)) as events:
+                    async for event in events:
+                        if event["type"] == "chunk" and event.get("text"):
+                            yield chunk(index, {"content": event["text"]})
+                        elif event["type"] == "result":
+                            finals.append(event)
+                            yield chunk(index, {}, finish_of(event, max_tokens))
+                        elif event["type"] == "error":
+                            yield _stream_error(event)
+            if include_usage:
+                yield _sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                            "choices": [], "usage": _sum_usage(finals)})
             yield b"data: [DONE]\n\n"
 
         return sse(), 200, {"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
-    final = await run_to_end(state, ticket)
-    if final["type"] == "error":
-        raise _final_error(final)
+    finals = [await run_to_end(state, t) for t in tickets]
+    for final in finals:
+        if final["type"] == "error":
+            raise _final_error(final)
     return jsonify({
         "id": cid, "object": "chat.completion", "created": created, "model": model, "system_fingerprint": None,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": final.get("text", "")},
-                     "logprobs": None, "finish_reason": _finish_reason(final, ticket)}],
-        "usage": _usage(final),
-        "mtor": {"intent_id": ticket.intent.id, "peer": final.get("peer"), "cost": final.get("cost", 0),
-                 "duration_ms": final.get("duration_ms")},
+        "choices": [{"index": i, "message": {"role": "assistant", "content": f.get("text", ""), "refusal": None},
+                     "logprobs": None, "finish_reason": finish_of(f, max_tokens)} for i, f in enumerate(finals)],
+        "usage": _sum_usage(finals),
+        "mtor": {"intent_id": tickets[0].intent.id, "peer": finals[0].get("peer"), "cost": sum(f.get("cost", 0) or 0 for f in finals),
+                 "duration_ms": finals[0].get("duration_ms")},
     })
 
 
-def _finish_reason(result: dict, ticket) -> str:
-    units, limit = result.get("units"), ticket.intent.params.get("max_tokens")
-    return "length" if isinstance(units, int) and limit and units >= limit else "stop"
+# ---- completions (legacy) ---------------------------------------------------------------------
 
+@openai_bp.post("/completions")
+async def completions():
+    """The prompt goes through the chat model's template as one user message (the grid's models are
+    chat models); suffix, echo, best_of and logprobs are refused."""
+    body = await _body()
+    _refuse_unsupported(body)
+    for key in ("suffix", "echo"):
+        if body.get(key) not in (None, False, ""):
+            raise OpenAIError(f"{key} is not supported on this server", "unsupported_parameter", param=key)
+    if body.get("best_of") not in (None, 1):
+        raise OpenAIError("best_of must be 1 on this server", "unsupported_parameter", param="best_of")
+    prompt = body.get("prompt")
+    prompts = [prompt] if isinstance(prompt, str) else prompt
+    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
+        raise OpenAIError("prompt must be a string or a list of strings (token arrays are not supported)", param="prompt")
+    n, (stream, include_usage) = _choices(body), _stream_flags(body)
+    if len(prompts) * n > MAX_CHOICES:
+        raise OpenAIError(f"prompts × n must be at most {MAX_CHOICES}", param="n")
+    model = _model(body)
+    base = {"kind": "chat", "model": model, "user": _user(body), "params": _sampling(body, "chat", model)}
+    tickets = [t for p in prompts for t in _submit_n({**base, "messages": [{"role": "user", "content": p}]}, n)]
+    created, cid = int(time.time()), "cmpl-" + tickets[0].intent.id
+    shown = body.get("model") or tickets[0].target or "default"
+    state, max_tokens = ui_state(), tickets[0].intent.params.get("max_tokens")
 
-def _usage(result: dict) -> dict:
-    completion = result.get("units") if isinstance(result.get("units"), int) else 0
-    prompt = result.get("prompt_tokens") if isinstance(result.get("prompt_tokens"), int) else 0
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    def piece(index: int, text: str, finish: str | None) -> dict:
+        return {"id": cid, "object": "text_completion", "created": created, "model": shown,
+                "choices": [{"text": text, "index": index, "logprobs": None, "finish_reason": finish}]}
+
+    if stream:
+        async def sse():
+            finals = []
+            for index, ticket in enumerate(tickets):
+                async with aclosing(follow(state, ticket)) as events:
+                    async for event in events:
+                        if event["type"] == "chunk" and event.get("text"):
+                            yield _sse(piece(index, event["text"], None))
+                        elif event["type"] == "result":
+                            finals.append(event)
+                            yield _sse(piece(index, "", finish_of(event, max_tokens)))
+                        elif event["type"] == "error":
+                            yield _stream_error(event)
+            if include_usage:
+                yield _sse({"id": cid, "object": "text_completion", "created": created, "model": shown, "choices": [],
+                            "usage": _sum_usage(finals)})
+            yield b"data: [DONE]\n\n"
+
+        return sse(), 200, {"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+    finals = [await run_to_end(state, t) for t in tickets]
+    for final in finals:
+        if final["type"] == "error":
+            raise _final_error(final)
+    usage = {"prompt_tokens": sum(usage_of(f)[0] for f in finals[::n]), "completion_tokens": sum(usage_of(f)[1] for f in finals)}
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    return jsonify({"id": cid, "object": "text_completion", "created": created, "model": shown, "system_fingerprint": None,
+                    "choices": [{"text": f.get("text", ""), "index": i, "logprobs": None, "finish_reason": finish_of(f, max_tokens)}
+                                for i, f in enumerate(finals)], "usage": usage})
 
 
 # ---- images -----------------------------------------------------------------------------------
@@ -237,68 +366,9 @@ async def images_generations():
     return jsonify({"created": int(time.time()), "data": data})
 
 
-# ---- audio ------------------------------------------------------------------------------------
-
-@openai_bp.post("/audio/transcriptions")
-async def audio_transcriptions():
-    if not request.content_type or not request.content_type.startswith("multipart/form-data"):
-        raise OpenAIError("send multipart/form-data with a file field", param="file")
-    files, form = await request.files, await request.form
-    f = files.get("file")
-    if f is None:
-        raise OpenAIError("the file field is required", param="file")
-    audio = f.read()
-    fmt = form.get("response_format", "json")
-    if fmt not in TRANSCRIPT_FORMATS:
-        raise OpenAIError(f"response_format must be one of {', '.join(TRANSCRIPT_FORMATS)}", param="response_format")
-    params: dict = {}
-    if form.get("language"):
-        params["language"] = form["language"]
-    if fmt == "verbose_json":
-        params["timestamps"] = True
-    model = form.get("model")
-    ticket = _submit({"kind": "transcribe", "audio": audio, "model": None if not model or model in DEFAULT_MODEL_NAMES or model == "whisper-1" else model,
-                      "user": "openai", "params": params})
-    final = await run_to_end(ui_state(), ticket)
-    if final["type"] == "error":
-        raise _final_error(final)
-    text = final.get("text", "")
-    if fmt == "text":
-        return text, 200, {"Content-Type": "text/plain; charset=utf-8"}
-    if fmt == "verbose_json":
-        return jsonify({"task": "transcribe", "language": final.get("language", params.get("language")),
-                        "duration": final.get("duration"), "text": text, "segments": final.get("segments", [])})
-    return jsonify({"text": text})
-
-
-@openai_bp.post("/audio/speech")
-async def audio_speech():
-    body = await _body()
-    text = body.get("input")
-    if not isinstance(text, str) or not text.strip():
-        raise OpenAIError("input must be a non-empty string", param="input")
-    fmt = body.get("response_format", "wav")
-    if fmt not in SPEECH_FORMATS:
-        raise OpenAIError("response_format must be wav on this server", param="response_format")
-    params = {}
-    if isinstance(body.get("voice"), str) and body["voice"] not in ("alloy", "echo", "fable", "onyx", "nova", "shimmer"):
-        params["voice"] = body["voice"]  # OpenAI's own voice names mean "the default voice" here
-    if body.get("speed") is not None:
-        params["speed"] = body["speed"]
-    model = _model(body)
-    if model in ("tts-1", "tts-1-hd", "gpt-4o-mini-tts"):
-        model = None
-    ticket = _submit({"kind": "speak", "prompt": text, "model": model, "user": _user(body), "params": params})
-    final = await run_to_end(ui_state(), ticket)
-    if final["type"] == "error":
-        raise _final_error(final)
-    return final.get("audio_wav") or b"", 200, {"Content-Type": "audio/wav"}
-
-
 # ---- models -----------------------------------------------------------------------------------
 
-@openai_bp.get("/models")
-async def models():
+def _model_objects() -> list[dict]:
     n = node()
     seen, data = set(), []
     for m in n.status().get("models") or []:
@@ -306,4 +376,20 @@ async def models():
             seen.add(m.get("name"))
             data.append({"id": m.get("name"), "object": "model", "created": int(n.started_at), "owned_by": n.peer_id,
                          "kind": m.get("kind"), "status": m.get("status")})
-    return jsonify({"object": "list", "data": data})
+    return data
+
+
+@openai_bp.get("/models")
+async def models():
+    return jsonify({"object": "list", "data": _model_objects()})
+
+
+@openai_bp.get("/models/<model_id>")
+async def model_retrieve(model_id: str):
+    found = next((m for m in _model_objects() if m["id"] == model_id), None)
+    if found is None:
+        raise OpenAIError(f"The model '{model_id[:200]}' does not exist", "model_not_found", 404, param="model")
+    return jsonify(found)
+
+
+from . import openai_audio  # noqa: E402,F401 - registers /v1/audio/* on openai_bp

@@ -95,7 +95,8 @@ def openapi_document(node) -> dict:
                                                                              "properties": {"b64_json": {"type": "string"}}}}}},
         "SpeechRequest": {"type": "object", "required": ["input"], "properties": {
             "input": {"type": "string", "minLength": 1}, "model": {"type": "string"}, "voice": {"type": "string"},
-            "response_format": {"const": "wav"}, "speed": {"type": "number", "minimum": 0.25, "maximum": 4}}},
+            "response_format": {"enum": ["mp3", "opus", "aac", "flac", "wav", "pcm"]},
+            "speed": {"type": "number", "minimum": 0.25, "maximum": 4}}},
         "Transcription": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
         "ModelList": {"type": "object", "required": ["object", "data"], "properties": {
             "object": {"const": "list"}, "data": {"type": "array", "items": {"type": "object", "required": ["id", "object"],
@@ -226,15 +227,33 @@ def openapi_document(node) -> dict:
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"], "properties": {
                     "file": {"type": "string", "format": "binary"}, "model": {"type": "string"}, "language": {"type": "string"},
-                    "response_format": {"enum": ["json", "text", "verbose_json"]}}}}}},
+                    "response_format": {"enum": ["json", "text", "verbose_json", "srt", "vtt"]}}}}}},
             "responses": {"200": {"description": "the transcript", "content": {
-                "application/json": {"schema": _ref("Transcription")}, "text/plain": {"schema": {"type": "string"}}}},
+                "application/json": {"schema": _ref("Transcription")}, "text/plain": {"schema": {"type": "string"}},
+                "text/vtt": {"schema": {"type": "string"}}}},
                 **_errors(400, 403, 404, 409, 413, 415, 422, 503, 504, oai=True)}}},
-        "/v1/audio/speech": {"post": {"summary": "OpenAI-compatible text to speech (audio/wav)",
+        "/v1/audio/speech": {"post": {"summary": "OpenAI-compatible text to speech (mp3 by default)",
             "requestBody": {"required": True, **_json(_ref("SpeechRequest"))},
-            "responses": {"200": {"description": "WAV audio", "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
-                          **_errors(400, 403, 404, 409, 413, 415, 422, 503, 504, oai=True)}}},
+            "responses": {"200": {"description": "audio in the asked format", "content": {
+                t: {"schema": {"type": "string", "format": "binary"}}
+                for t in ("audio/mpeg", "audio/ogg", "audio/aac", "audio/flac", "audio/wav", "audio/pcm")}},
+                          **_errors(400, 403, 404, 409, 413, 415, 422, 502, 503, 504, oai=True)}}},
         "/v1/models": {"get": {"summary": "OpenAI-compatible model list", "responses": {"200": _resp("models", _ref("ModelList"))}}},
+        "/v1/models/{model_id}": {"get": {"summary": "OpenAI-compatible model retrieve",
+            "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": json_or_err({"type": "object", "required": ["id", "object"], "properties": {
+                "id": {"type": "string"}, "object": {"const": "model"}}}, 404, oai=True)}},
+        "/v1/completions": {"post": {"summary": "OpenAI-compatible (legacy) completions: the prompt as one user message",
+            "requestBody": {"required": True, **_json({"type": "object", "required": ["prompt"], "properties": {
+                "model": {"type": "string"}, "prompt": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                "max_tokens": {"type": "integer", "minimum": 1}, "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+                "top_p": {"type": "number"}, "n": {"type": "integer"}, "stream": {"type": "boolean"}, "seed": {"type": "integer"},
+                "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}}})},
+            "responses": {"200": {"description": "a text_completion, or an SSE stream of them", "content": {
+                "application/json": {"schema": {"type": "object", "required": ["id", "object", "choices"], "properties": {
+                    "object": {"const": "text_completion"}, "choices": {"type": "array"}, "usage": {"type": "object"}}}},
+                "text/event-stream": {"schema": {"type": "string"}}}},
+                          **_errors(400, 403, 404, 409, 413, 415, 422, 503, 504, oai=True)}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format",
                                                                                     "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _resp("OpenAPI 3.1", {"type": "object"})}}},
