@@ -67,6 +67,7 @@ class Network:
             listen_hosts=resolve_listen(cfg["p2p.listen"]),
             mdns=cfg["p2p.mdns"], mdns_interfaces=cfg["p2p.mdns_interfaces"],
             rendezvous=cfg["p2p.rendezvous"], rendezvous_bootstrap=cfg["p2p.rendezvous_bootstrap"],
+            dns_servers=cfg["p2p.dns_servers"],
         )
         self.hardware: dict = {"gpus": [], "cpu": {"cores": 0, "ram": 0}}
         self.prices = PriceTable({k: cfg[f"prices.{k}"] for k in KIND_NAMES
@@ -351,10 +352,12 @@ class Network:
                     break
                 offer = plan.best
                 tried.append(offer.peer_id)
-                if user_limit is None:
+                if user_limit is None and (offer.proven or offer.local):
+                    # the quote, from a worker that showed it can be reached: an unproven fake's
+                    # price 0 must not cap the real workers out (issue 12 #3)
                     user_limit = offer.price
                 price = max(offer.price, repriced.get(offer.peer_id, 0))
-                limit = min(user_limit, price)
+                limit = price if user_limit is None else min(user_limit, price)
                 if limit and ledger is not None:
                     self._hold(intent, limit, offer.peer_id)
                 request = {"id": intent.id, "kind": intent.kind, "model": model, "params": dict(intent.params),
@@ -369,7 +372,7 @@ class Network:
                     if not e.retryable:
                         raise BackendError(e.code, e.message) from None
                     moved = e.price if e.code == "price" and isinstance(getattr(e, "price", None), int) else None
-                    if moved is not None and offer.peer_id not in repriced and moved <= user_limit:
+                    if moved is not None and offer.peer_id not in repriced and moved <= (user_limit if user_limit is not None else price):
                         repriced[offer.peer_id] = moved  # its surge rose since its last announcement: ask again
                         tried.remove(offer.peer_id)
                     self.fed.counters["failovers"] += 1
