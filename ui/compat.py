@@ -42,7 +42,9 @@ def sampling_defaults(node, kind: str, model: str | None) -> dict:
                 out.update({k: v for k, v in (reported() or {}).items() if k in SAMPLING_KEYS})
             except Exception:  # noqa: BLE001 - a backend's optional report must not fail a request
                 pass
-        out.update({k: v for k, v in state.spec.options.items() if k in SAMPLING_KEYS})
+        options = state.spec.options
+        nested = options.get("sampling") if isinstance(options.get("sampling"), dict) else {}
+        out.update({k: v for k, v in {**nested, **options}.items() if k in SAMPLING_KEYS})
     return out
 
 
