@@ -22,6 +22,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from . import caps as caps_mod
 from .budget import AddrPolicy, bound_peerstore
 from .guard import StreamGuard
+from .dnsaddr import DnsaddrResolver, is_dns_addr
 from .host import full_addrs, info_from_addr, listen_multiaddr, make_host, set_safe_handler
 from .intent_protocol import PROTOCOL as INTENT_PROTOCOL
 from .intent_protocol import Handler, IntentClient, IntentFailed, IntentServer, Limits, OnEvent
@@ -126,6 +127,7 @@ class Federation:
         mdns_interfaces: list[str] | None = None,
         rendezvous: bool = False,
         rendezvous_bootstrap: list[str] | None = None,
+        dns_servers: list[str] | None = None,
     ) -> None:
         self.realm = realm or public_realm()
         self.signer = Signer(seed)
@@ -141,6 +143,8 @@ class Federation:
         self.rendezvous_enabled = rendezvous and self.realm.is_public and not airgap
         self.rendezvous_bootstrap = list(rendezvous_bootstrap or []) if self.rendezvous_enabled else []
         self.rendezvous_found: dict[str, float] = {}
+        self.dns = DnsaddrResolver(dns_servers)  # /dnsaddr, /dns4, /dns6 bootstrap and peer addresses
+        self.grid_reachable: bool | None = None  # did a rendezvous bootstrap peer answer (None: not tried)
         self.listen_port = listen_port
         self.airgap = airgap
         self.configured_peers = list(peers or [])
@@ -225,7 +229,10 @@ class Federation:
         out["mdns"] = {"enabled": self.mdns_enabled, "interfaces": self.mdns_interfaces,
                        **(self.mdns.status() if self.mdns is not None else {})}
         out["rendezvous"] = {"enabled": self.rendezvous_enabled, "bootstrap": len(self.rendezvous_bootstrap),
-                             "found": sorted(self.rendezvous_found)}
+                             "found": sorted(self.rendezvous_found), "grid_reachable": self.grid_reachable,
+                             "bootstrap_errors": {a: self.join_errors[a] for a in self.rendezvous_bootstrap
+                                                  if a in self.join_errors},
+                             "dns": dict(self.dns.stats)}
         return out
 
     @property
@@ -529,7 +536,10 @@ class Federation:
 
     # ------------------------------------------------------------------ joining
     async def connect(self, addr: str, timeout: float = 5.0) -> bool:
-        """Dial a peer multiaddr (with /p2p/). Checks the realm key first when we have one."""
+        """Dial a peer multiaddr (with /p2p/). Checks the realm key first when we have one.
+        A /dnsaddr or /dns4|6 address is resolved first (py-libp2p cannot dial those)."""
+        if is_dns_addr(addr):
+            return await self._connect_resolved(addr, timeout)
         try:
             info = info_from_addr(addr)
         except Exception as exc:
@@ -554,6 +564,33 @@ class Federation:
             return False
         self.join_errors.pop(addr, None)
         return True
+
+    async def _connect_resolved(self, addr: str, timeout: float) -> bool:
+        if self._loopback_only() and not self.dns.servers_are_local:
+            # a test node, or one nobody could reach: never send DNS queries off this machine
+            self.join_errors[addr] = "not resolved: the node listens on loopback only"
+            return False
+        try:
+            with trio.fail_after(timeout):
+                resolved = await self.dns.resolve(addr)
+        except Exception as exc:
+            self.join_errors[addr] = f"DNS: {exc}"[:200] if str(exc) else f"DNS: {type(exc).__name__}"
+            return False
+        if self._loopback_only():
+            resolved = [a for a in resolved if _is_local_addr(a)]
+        if not resolved:
+            self.join_errors[addr] = "DNS: no addresses for this peer"
+            return False
+        tcp4 = [a for a in resolved if a.startswith("/ip4/") and "/tcp/" in a]  # what our transport dials
+        for a in (tcp4 or resolved)[:4]:
+            if await self.connect(a, timeout):
+                self.join_errors.pop(addr, None)
+                return True
+            self.join_errors[addr] = f"via {a}: {self.join_errors.get(a, 'failed')}"[:200]
+        return False
+
+    def _loopback_only(self) -> bool:
+        return all(h in ("127.0.0.1", "::1", "localhost") for h in self.listen_hosts)
 
     async def _probe(self, addr: str, timeout: float) -> bool | None:
         """True/False = same/different realm key; None = could not tell (unreachable)."""
@@ -665,8 +702,9 @@ class Federation:
     async def _rendezvous_loop(self) -> None:
         from .dht import RENDEZVOUS_KEY
 
-        loopback_only = all(h in ("127.0.0.1", "::1", "localhost") for h in self.listen_hosts)
-        boot = [a for a in self.rendezvous_bootstrap if not loopback_only or _is_local_addr(a)]
+        # a loopback-only node never dials non-local bootstrap peers (names: see _connect_resolved)
+        boot = [a for a in self.rendezvous_bootstrap
+                if not self._loopback_only() or _is_local_addr(a) or is_dns_addr(a)]
         for i in range(10**9):
             conns = self.host.get_network().connections
             async with trio.open_nursery() as n:
@@ -676,9 +714,12 @@ class Federation:
                             n.start_soon(self.connect, a, 5.0)
                     except Exception:
                         continue
+            self._note_grid(boot)
             try:
-                await self.dht.provide_key(RENDEZVOUS_KEY)
-                found = await self.dht.find_providers_of(RENDEZVOUS_KEY, timeout=4.0)
+                found = {}
+                if self.host.get_network().connections:  # offline: nobody to ask, nothing to log
+                    await self.dht.provide_key(RENDEZVOUS_KEY)
+                    found = await self.dht.find_providers_of(RENDEZVOUS_KEY, timeout=4.0)
             except Exception:
                 log.debug("rendezvous round failed", exc_info=True)
                 found = {}
@@ -692,6 +733,31 @@ class Federation:
                     n.start_soon(self._dial_learned, pid, [str(a) for a in maddrs][:8])
             await trio.sleep(3.0 if i < 5 else 60.0)
 
+    def _note_grid(self, boot: list[str]) -> None:
+        """Say once that the public grid is unreachable (and what still works), and once when it
+        is reached again; the per-address reasons are in status (`join_errors`), not the log."""
+        conns = self.host.get_network().connections
+        up = []
+        for a in boot:
+            try:
+                if conns.get(info_from_addr(a).peer_id):
+                    up.append(a)
+            except Exception:
+                continue
+        reachable = bool(up) or bool(self.rendezvous_found.keys() - {self.peer_id})
+        if reachable == self.grid_reachable or not boot:
+            return
+        if reachable:
+            log.info("public grid reached: %d of %d bootstrap peers connected", len(up), len(boot))
+        else:
+            errs = [self.join_errors.get(a, "no answer") for a in boot]
+            reasons = sorted({(e.split(": ", 1)[1] if e.startswith("via ") and ": " in e else e).split(":")[0]
+                              for e in errs})
+            log.warning("the public grid is unreachable (none of %d bootstrap peers answered: %s); still working: "
+                        "this node's API and models, realm peers from p2p.peers, mDNS and peer exchange; "
+                        "retrying quietly", len(boot), ", ".join(reasons)[:200])
+        self.grid_reachable = reachable
+
     async def _quiet_ping(self, peer_id: str) -> None:
         try:
             await self.ping(peer_id, timeout=3.0)
@@ -700,6 +766,9 @@ class Federation:
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        from . import netlog
+
+        netlog.install()  # repeated network warnings: one line per cause per minute
         set_safe_handler(self.host, INTENT_PROTOCOL, self.server.handle_stream)
         self.host.get_network().register_notifee(_ConnWatcher(self))
         async with self.host.run([listen_multiaddr(h, self.listen_port) for h in self.listen_hosts]):
