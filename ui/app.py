@@ -13,6 +13,7 @@ from .anthropic_api import anthropic_bp
 from .api import api
 from .http_guard import MAX_BODY, HostAllowlist, HttpGuard
 from .apps_api import apps_api
+from .models_api import models_api
 from .intake import UiState
 from .ledger_api import ledger_api
 from .meta import meta
@@ -54,7 +55,7 @@ def create_app(node) -> QuartTrio:
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["mtor_node"] = node
     app.extensions["mtor_ui"] = UiState(node)
-    for bp in (api, apps_api, realm_api, ledger_api, sysop, openai_bp, ollama_bp, anthropic_bp, meta, ws_bp, pages):
+    for bp in (api, apps_api, models_api, realm_api, ledger_api, sysop, openai_bp, ollama_bp, anthropic_bp, meta, ws_bp, pages):
         app.register_blueprint(bp)
 
     def error(code: str, message: str, status: int):

@@ -168,6 +168,22 @@ def openapi_document(node) -> dict:
             "responses": json_or_err({"type": "object", "required": ["app", "text", "say"], "properties": {
                 "app": {"type": "string"}, "text": {"type": "string"}, "say": {"type": "string"},
                 "data": {"type": ["object", "null"]}}}, 400, 404, 409, 502, 503, *cross)}},
+        # models_api.py: the run-time model registry (sysop)
+        "/api/v1/models": {"post": {"summary": "Add a model at run time: mtor.toml's [models.NAME] fields plus name (sysop)",
+            "security": SYSOP, "requestBody": {"required": True, **_json({"type": "object", "required": ["name", "kind", "backend"],
+                "properties": {"name": {"type": "string"}, "kind": {"enum": list(KINDS)}, "backend": {"type": "string"},
+                               "source": {"type": "string"}}})},
+            "responses": {"201": _resp("added", {"type": "object", "required": ["model"], "properties": {"model": {"type": "object"}}}),
+                          **_errors(400, 409, *cross)}}},
+        "/api/v1/models/{name}": {"delete": {"summary": "Remove a model (sysop)", "security": SYSOP,
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": json_or_err({"type": "object", "properties": {"removed": {"type": "string"}}}, 404, 409, *cross)}},
+        "/api/v1/models/{name}/load": {"post": {"summary": "Load a model now (sysop)", "security": SYSOP,
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": json_or_err({"type": "object", "properties": {"model": {"type": "object"}}}, 404, 409, *cross)}},
+        "/api/v1/models/{name}/unload": {"post": {"summary": "Unload a model, freeing its memory (sysop)", "security": SYSOP,
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": json_or_err({"type": "object", "properties": {"model": {"type": "object"}}}, 404, 409, *cross)}},
         # realm_api.py
         "/api/v1/peers": {"get": {"summary": "Peers of the realm: hardware, models, prices, surge, health, RTT",
             "responses": {"200": _resp("peers", {"type": "object", "required": ["peers"], "properties": {
