@@ -61,6 +61,8 @@ def words_of(text: str) -> list[str]:
     for w in words:
         if out and (out[-1], w) in (("back", "space"), ("good", "bye")):
             out[-1] += "-" + w
+        elif out and (out[-1], w) == ("compute", "her"):  # Whisper's first hearing of "Computer." (measured)
+            out[-1] = "computer"
         else:
             out.append(w)
     return out
@@ -116,7 +118,7 @@ class WakeWord:
             words = words_of(piece)
             word = words[0] if len(words) == 1 else None
             pair = words_of(" ".join(pieces[i:i + 2])) if i + 1 < len(pieces) else []
-            if len(pair) == 1 and pair[0] in END_WORDS | CLEAR_WORDS:  # "good bye", "back space"
+            if len(pair) == 1 and pair[0] in END_WORDS | CLEAR_WORDS | WAKE_WORDS:  # "good bye", "back space", "compute her"
                 word, i = pair[0], i + 1
             i += 1
             if word in END_WORDS:

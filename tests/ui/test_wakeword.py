@@ -74,6 +74,7 @@ def test_empty_dictation_is_not_sent():
 
 def test_words_of():
     assert words_of("Back space, GOOD bye!") == ["back-space", "good-bye"]
+    assert words_of("Compute her!") == ["computer"] and types(WakeWord().hear("Compute her!")) == ["wake_prompt"]
     assert words_of("Computer.") == ["computer"]
 
 
