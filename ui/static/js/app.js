@@ -192,3 +192,5 @@ tab = null;
 showTab(first, { fromHistory: true });
 socket.connect();
 window.mtor = ctx; // for the curious, and for tests
+performance.mark("mtor:interactive"); // every tab wired: what tests/benchmarks/bench_page.py measures
+socket.addEventListener("state", (e) => { if (e.detail === "open" && !performance.getEntriesByName("mtor:connected").length) performance.mark("mtor:connected"); });

@@ -108,7 +108,11 @@ export function initGrid(ctx) {
       ctx.onStatus(s);
       if (ctx.currentTab() === "grid") {
         let prices = {};
-        try { prices = (await api("/api/v1/prices")).prices || {}; } catch { /* no price service: peers' prices only */ }
+        try {
+          const r = await api("/api/v1/prices");
+          const surge = Number.isFinite(r.surge) ? r.surge : 1;
+          for (const [k, v] of Object.entries(r.prices || {})) if (Number.isFinite(v)) prices[k] = v * surge;
+        } catch { /* no price service: peers' prices only */ }
         renderPeers(Array.isArray(s.peers) ? s.peers : [], { ...s, prices });
         renderModels(s.models || []);
       }

@@ -19,7 +19,10 @@ function empty(box, W, H, text) {
 const hhmm = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
 // series: {name: [[t_seconds, value], ...]}
-export function lineChart(box, series, { format = String, emptyText = "nothing to draw yet", W = 640, H = 220 } = {}) {
+// Drawn at the box's own width, so text stays at its CSS size whatever the screen.
+const widthOf = (box, fallback) => Math.max(240, Math.round(box.clientWidth || fallback));
+
+export function lineChart(box, series, { format = String, emptyText = "nothing to draw yet", W = widthOf(box, 640), H = 200 } = {}) {
   const entries = Object.entries(series).filter(([, d]) => d.length);
   const pts = entries.flatMap(([, d]) => d);
   if (!pts.length) { empty(box, W, H, emptyText); return; }
@@ -67,7 +70,7 @@ export function healthColour(h) {
 }
 
 // nodes: [{id, label, self?, models: n, health, gpu: bool, kinds: [..], detail, offline?}]
-export function realmMap(box, nodes, { W = 640, H = 300 } = {}) {
+export function realmMap(box, nodes, { W = widthOf(box, 640), H = 280 } = {}) {
   if (!nodes.length) { empty(box, W, H, "no nodes known"); return; }
   const cx = W / 2, cy = H / 2;
   const self = nodes.find((n) => n.self) || nodes[0];
@@ -76,7 +79,7 @@ export function realmMap(box, nodes, { W = 640, H = 300 } = {}) {
   const place = new Map([[self, [cx, cy]]]);
   others.forEach((n, i) => {
     const a = (2 * Math.PI * i) / Math.max(1, others.length) - Math.PI / 2;
-    place.set(n, [cx + Math.cos(a) * radius * 1.6, cy + Math.sin(a) * radius]);
+    place.set(n, [cx + Math.cos(a) * Math.min(radius * 1.6, W / 2 - 60), cy + Math.sin(a) * radius]);
   });
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "presentation" });
   for (const n of others) {
