@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.ui.conftest import FAKE_MEDIA, in_browser
+from tests.ui.pagekit import SHOTS
 from tests.ui.ui_backend import tiny_png
 
 pytestmark = pytest.mark.slow
@@ -169,10 +170,25 @@ async def test_grid_of_a_two_peer_realm_and_the_wallet(tmp_path):
             assert "chat 0.002 $9000" in text and "chat 0.003 $9000" in text
             page.wait_for_function("() => document.querySelector('#peers tbody').textContent.includes(' ms')", polling=100)  # RTT measured
             assert page.locator("#models tbody tr").count() == 5
+            # the realm at a glance: this node and both workers on the map, three sparklines per peer
+            # once two refreshes are in, and the cheapest chat price drawn per kind
+            page.wait_for_function("() => document.querySelectorAll('#realm-map .map-node').length === 3", polling=100)
+            assert page.locator("#peers tbody tr").first.locator("svg.spark").count() == 3
+            page.wait_for_function("() => document.querySelector('#peers tbody tr svg.spark path')?.getAttribute('d')?.includes('L')", polling=100, timeout=20_000)
+            page.wait_for_selector("#price-chart svg path title:text-is('chat')", state="attached")
+            page.screenshot(path=str(SHOTS / "grid-realm.png"))
             page.click("button[data-tab=wallet]")
             page.wait_for_selector("#wallet-body:not([hidden])")
             page.wait_for_function("() => document.querySelector('#wallet-balance').textContent === '12.500000'", polling=100)
             page.wait_for_selector("#ledger tbody tr:has-text('grant')")
+            page.wait_for_selector("#balance-chart svg path[stroke]")
+            page.fill("#ledger-search", "grant")
+            page.wait_for_function("() => document.querySelectorAll('#ledger tbody tr').length === 1", polling=50)
+            page.fill("#ledger-search", "no such entry")
+            page.wait_for_selector("#ledger-count:has-text('0 of')")
+            assert page.locator("#ledger tbody tr").count() == 0
+            page.fill("#ledger-search", "")
+            page.screenshot(path=str(SHOTS / "wallet.png"))
 
         await in_browser(broker.http_url, scenario, "grid")
         async with httpx.AsyncClient(base_url=broker.http_url) as c:

@@ -22,7 +22,7 @@ const hhmm = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit",
 // Drawn at the box's own width, so text stays at its CSS size whatever the screen.
 const widthOf = (box, fallback) => Math.max(240, Math.round(box.clientWidth || fallback));
 
-export function lineChart(box, series, { format = String, emptyText = "nothing to draw yet", W = widthOf(box, 640), H = 200 } = {}) {
+export function lineChart(box, series, { format = String, emptyText = "nothing to draw yet", W = widthOf(box, 640), H = 200, step = false } = {}) {
   const entries = Object.entries(series).filter(([, d]) => d.length);
   const pts = entries.flatMap(([, d]) => d);
   if (!pts.length) { empty(box, W, H, emptyText); return; }
@@ -40,7 +40,9 @@ export function lineChart(box, series, { format = String, emptyText = "nothing t
   let lx = L;
   entries.forEach(([name, data], i) => {
     const colour = PALETTE[i % PALETTE.length];
-    const d = data.map(([t, v], j) => `${j ? "L" : "M"}${x(t).toFixed(1)} ${y(v).toFixed(1)}`).join("");
+    // step: the value holds until the next point (a balance), else straight segments (a price)
+    const d = data.map(([t, v], j) => (j ? (step ? `H${x(t).toFixed(1)}V${y(v).toFixed(1)}` : `L${x(t).toFixed(1)} ${y(v).toFixed(1)}`)
+      : `M${x(t).toFixed(1)} ${y(v).toFixed(1)}`)).join("") + (step ? `H${W - R}` : "");
     svg.append(s("path", { d, fill: "none", stroke: colour, "stroke-width": 2 }, s("title", {}, name)));
     if (data.length === 1) svg.append(s("circle", { cx: x(data[0][0]), cy: y(data[0][1]), r: 3, fill: colour }));
     const label = name.slice(0, 18);
@@ -78,7 +80,7 @@ export function realmMap(box, nodes, { W = widthOf(box, 640), H = 280 } = {}) {
   const radius = Math.min(W, H) / 2 - 46;
   const place = new Map([[self, [cx, cy]]]);
   others.forEach((n, i) => {
-    const a = (2 * Math.PI * i) / Math.max(1, others.length) - Math.PI / 2;
+    const a = (2 * Math.PI * i) / Math.max(1, others.length) + Math.PI; // the first peer on the left: wide boxes
     place.set(n, [cx + Math.cos(a) * Math.min(radius * 1.6, W / 2 - 60), cy + Math.sin(a) * radius]);
   });
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "presentation" });
@@ -96,7 +98,7 @@ export function realmMap(box, nodes, { W = widthOf(box, 640), H = 280 } = {}) {
       s("circle", { cx: x, cy: y, r, fill: healthColour(n.health), opacity: n.offline ? .4 : 1 }),
       s("text", { x, y: y + 4, "text-anchor": "middle", class: "map-in" }, n.self ? "you" : String(n.models || 0)),
       s("text", { x, y: y + r + 14, "text-anchor": "middle" }, n.label),
-      n.kinds && n.kinds.length ? s("text", { x, y: y + r + 26, "text-anchor": "middle" }, n.kinds.join(" · ").slice(0, 34)) : null);
+      n.kinds && n.kinds.length ? s("text", { x, y: y + r + 26, "text-anchor": "middle" }, n.kinds.length > 3 ? `${n.kinds.length} kinds` : n.kinds.join(" · ")) : null);
     svg.append(g);
   }
   box.replaceChildren(svg);

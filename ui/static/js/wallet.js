@@ -39,7 +39,7 @@ export function initWallet(ctx) {
       const a = amountOf(sorted[i]);
       if (Number.isFinite(a)) b -= a;
     }
-    lineChart($("#balance-chart"), pts.length ? { balance: pts } : {}, { format: (v) => v.toFixed(2), emptyText: "no entries yet" });
+    lineChart($("#balance-chart"), pts.length ? { balance: pts } : {}, { format: (v) => v.toFixed(2), emptyText: "no entries yet", step: true });
   }
 
   async function render(summary) {
