@@ -1,6 +1,11 @@
 """Kademlia provider records per capability, so a fresh broker finds workers before gossip.
 
-Keys: `/mtor/<realm>/cap/<kind>/<model>` (UTF-8 bytes as the DHT key).
+Keys: `dht_key("/mtor/<realm>/cap/<kind>/<model>")`, a sha2-256 multihash of the namespaced name
+(0x12 0x20 + 32 bytes, a CIDv0): the only key shape the public (Amino) DHT takes provider records
+for -- go and js Kademlia servers decode the key as a CID/multihash and reset the stream
+otherwise (the raw UTF-8 names were refused by js-libp2p's kad-dht, issue 19). Every key this
+module puts or asks for goes through `dht_key`. A private realm's DHT never meets the public one:
+its connections are pnet-encrypted, and it never runs the rendezvous.
 
 py-libp2p 0.8.1 traps handled here:
 - `find_providers` answers from the local store alone as soon as it has any record (a
@@ -29,9 +34,17 @@ from .realm import Realm
 log = logging.getLogger(__name__)
 
 
-# The public rendezvous key of the `grid` realm (as edgevpn does): a sha2-256 multihash, the
-# shape of key the Amino DHT takes provider records for.
-RENDEZVOUS_KEY = b"\x12\x20" + hashlib.sha256(b"mtor-node/grid/rendezvous/v1").digest()
+def dht_key(name: str) -> bytes:
+    """A sha2-256 multihash of `name`: the shape of key the Amino DHT takes provider records for."""
+    return b"\x12\x20" + hashlib.sha256(name.encode()).digest()
+
+
+def is_dht_key(key: bytes) -> bool:
+    return isinstance(key, bytes) and len(key) == 34 and key[:2] == b"\x12\x20"
+
+
+# The public rendezvous key of the `grid` realm (as edgevpn does).
+RENDEZVOUS_KEY = dht_key("mtor-node/grid/rendezvous/v1")
 
 
 class RealmDHT:
@@ -64,7 +77,7 @@ class RealmDHT:
                 await trio.sleep_forever()
 
     def _key(self, kind: str, model: str) -> bytes:
-        return self.realm.cap_key(kind, model).encode()
+        return dht_key(self.realm.cap_key(kind, model))
 
     async def provide_caps(self, caps: dict) -> None:
         """Announce provider records for every kind/model we serve (best effort, bounded)."""
@@ -78,6 +91,8 @@ class RealmDHT:
                     log.debug("dht provide failed", exc_info=True)
 
     async def provide_key(self, key: bytes) -> None:
+        if not is_dht_key(key):
+            raise ValueError("DHT keys are sha2-256 multihashes (dht_key)")
         with trio.move_on_after(10):
             await self.kad.provider_store.provide(key)
 
@@ -89,6 +104,8 @@ class RealmDHT:
         return await self._find(self._key(kind, model), count=count, timeout=timeout)
 
     async def _find(self, key: bytes, *, count: int, timeout: float) -> dict[str, list]:
+        if not is_dht_key(key):
+            raise ValueError("DHT keys are sha2-256 multihashes (dht_key)")
         store = self.kad.provider_store
         found: dict[str, list] = {}
 
