@@ -86,3 +86,51 @@ def load_or_create(path: Path) -> tuple[Identity, bool]:
     if path.exists():
         return load(path), False
     return create(path), True
+
+
+# ---- the other secrets in the data dir (sysop.token) and its permissions ----------------------
+
+POSIX = os.name == "posix"  # Windows has no group/other mode bits; its ACLs are the user profile's
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a new secret file, mode 0600 from the first byte, and make it durable (file and
+    directory entry fsynced): a crash must not leave an empty token behind."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    if POSIX:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def read_token(path: Path, what: str) -> str:
+    """A secret token file: refused when others may read it or when it is empty (an empty token
+    would match an empty header)."""
+    st = path.stat()
+    if POSIX and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise IdentityError(f"{path} is readable by other users (mode {stat.S_IMODE(st.st_mode):04o}); it holds the "
+                            f"{what}: run `chmod 600 {path}` and start again")
+    token = path.read_text(errors="replace").strip()
+    if not token:
+        raise IdentityError(f"{path} is empty; it must hold the {what}. Delete it and start again to write a new one")
+    return token
+
+
+def make_private(path: Path, mode: int) -> bool:
+    """Take group and other permissions off a file or directory of ours. True when it changed."""
+    if not POSIX:
+        return False
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return False
+    if current & (stat.S_IRWXG | stat.S_IRWXO):
+        os.chmod(path, mode)
+        return True
+    return False

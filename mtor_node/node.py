@@ -35,7 +35,7 @@ class StartError(Exception):
 
 def prepare_data_dir(data_dir: Path) -> tuple[bool, bool]:
     """Create the data dir, config and identity if missing. Returns (config created, identity created)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     for sub in ("models", "logs"):
         (data_dir / sub).mkdir(exist_ok=True)
     cfg_path = data_dir / config_mod.CONFIG_NAME
@@ -45,10 +45,22 @@ def prepare_data_dir(data_dir: Path) -> tuple[bool, bool]:
     _, id_created = identity_mod.load_or_create(data_dir / identity_mod.KEY_NAME)
     token = data_dir / SYSOP_TOKEN_NAME
     if not token.exists():
-        fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(24))
+        identity_mod.write_private(token, secrets.token_urlsafe(24))
+    _make_data_private(data_dir)
     return cfg_created, id_created
+
+
+def _make_data_private(data_dir: Path) -> None:
+    """The data dir 0700; the config (access token, realm secret) and the database (prompts,
+    ledger) 0600. SQLite gives its -wal and -shm files the database's mode, so it is created 0600."""
+    db = data_dir / DB_NAME
+    if not db.exists():
+        os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))  # an empty file is a new SQLite database
+    changed = [p.name for p, mode in [(data_dir, 0o700), (data_dir / config_mod.CONFIG_NAME, 0o600), (db, 0o600),
+                                      (data_dir / (DB_NAME + "-wal"), 0o600), (data_dir / (DB_NAME + "-shm"), 0o600)]
+               if identity_mod.make_private(p, mode)]
+    if changed:
+        log.warning("took group/other permissions off %s in %s (they hold secrets and prompts)", ", ".join(changed), data_dir)
 
 
 def read_runtime(data_dir: Path) -> dict | None:
@@ -92,7 +104,10 @@ class Node:
         self.config = cfg
         self.roles = list(cfg["node.roles"])
         self.identity = identity_mod.load(data_dir / identity_mod.KEY_NAME)
-        self.sysop_token = (data_dir / SYSOP_TOKEN_NAME).read_text().strip()
+        try:
+            self.sysop_token = identity_mod.read_token(data_dir / SYSOP_TOKEN_NAME, "sysop token")
+        except identity_mod.IdentityError as e:
+            raise StartError(str(e)) from None
         if not _is_loopback(cfg["http.host"]) and not cfg["http.access_token"]:
             raise StartError(f"http.host is {cfg['http.host']}, reachable from other machines: set http.access_token "
                              f"in {config_mod.CONFIG_NAME} so that they must present it, or listen on 127.0.0.1")

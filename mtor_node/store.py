@@ -113,8 +113,9 @@ class Store:
                      error: str = "", peer: str = "", duration_ms: int = 0, cost: int = 0) -> None:
         self.touch_user(user)
         self.conn.execute(
-            "INSERT OR REPLACE INTO queries(id, user, kind, model, prompt, status, error, peer, duration_ms, cost, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            # never over another row: an id that exists already (a peer's choice) keeps the first row
+            "INSERT INTO queries(id, user, kind, model, prompt, status, error, peer, duration_ms, cost, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
             (id, user, kind, model, prompt[:2000], status, error[:500], peer, duration_ms, cost, time.time()),
         )
 

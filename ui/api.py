@@ -29,11 +29,23 @@ def error(code: str, message: str, status: int = 400):
     return jsonify({"error": {"code": code, "message": message}}), status
 
 
-def require_sysop():
+def is_sysop() -> bool:
     supplied = request.headers.get("X-Sysop-Token", "")
-    if not secrets.compare_digest(supplied.encode(errors="replace"), node().sysop_token.encode()):
+    token = node().sysop_token
+    # an empty token never matches (the node refuses to start with one; this is the second lock)
+    return bool(token) and secrets.compare_digest(supplied.encode(errors="replace"), token.encode())
+
+
+def require_sysop():
+    if not is_sysop():
         return error("forbidden", "this action needs the sysop token (X-Sysop-Token header)", 403)
     return None
+
+
+def asking_user() -> str | None:
+    """The user a request speaks for: ?user=, else the intents' default user. None when malformed."""
+    user = request.args.get("user", "local")
+    return user if USER_ID.match(user) else None
 
 
 async def json_body(required: bool = True):
@@ -54,18 +66,34 @@ async def status():
     return jsonify(node().status())
 
 
+# What others have waiting shows only as its kind and place in line: ids (which cancel) and user
+# names are the owner's and the sysop's.
+PUBLIC_QUEUE_FIELDS = ("kind", "state", "position", "age_s")
+
+
 @api.get("/queue")
 async def queue():
-    return jsonify({"queue": node().broker.queue_snapshot()})
+    entries = node().broker.queue_snapshot()
+    if is_sysop():
+        return jsonify({"queue": entries})
+    user = asking_user()
+    if user is None:
+        return error("bad_request", "user must be 1–64 letters, digits or _.:@-")
+    return jsonify({"queue": [e if e["user"] == user else {k: e[k] for k in PUBLIC_QUEUE_FIELDS} for e in entries]})
 
 
 @api.get("/history")
 async def history():
-    user = request.args.get("user")
+    """A user's own queries; everyone's only with the sysop token."""
     try:
         limit = min(max(int(request.args.get("limit", 50)), 1), 500)
     except ValueError:
         return error("bad_request", "limit must be a whole number")
+    user = request.args.get("user")
+    if user is None and not is_sysop():
+        return error("bad_request", "name the user whose history to show (?user=); all users' history needs the sysop token")
+    if user is not None and not USER_ID.match(user):
+        return error("bad_request", "user must be 1–64 letters, digits or _.:@-")
     return jsonify({"history": node().store.history(user, limit)})
 
 
@@ -104,10 +132,12 @@ async def create_intent():
 
 @api.post("/intents/<intent_id>/cancel")
 async def cancel_intent(intent_id: str):
-    # Users cancel their own intents by id (ids are unguessable); the sysop uses /queue/<id>/cancel.
-    ok = node().broker.cancel(intent_id, "cancelled by the user")
-    if not ok:
-        return error("not_found", f"no queued or running intent {intent_id}", 404)
+    # Users cancel their own intents (?user=, the same user they were sent as); the sysop any.
+    ticket = node().broker.tickets.get(intent_id)
+    if ticket is not None and not is_sysop() and ticket.intent.user != asking_user():
+        ticket = None  # someone else's: as if it did not exist, so ids cannot be probed
+    if ticket is None or not node().broker.cancel(intent_id, "cancelled by the user"):
+        return error("not_found", f"no queued or running intent {intent_id} of yours", 404)
     return jsonify({"cancelled": intent_id})
 
 
@@ -167,6 +197,7 @@ SAMPLE_INPUTS = {
     "imagine": {"prompt": "a picture"},
     "transcribe": {"audio": b"RIFF"},
     "speak": {"prompt": "hello"},
+    "embed": {"texts": ["hello"]},
 }
 
 

@@ -67,7 +67,9 @@ def submit(state: UiState, d: dict) -> "Ticket":  # noqa: F821 (mtor_node.broker
         if "broker" not in n.roles:
             raise IntentError("not_a_broker", "this node runs without the broker role and takes no intents from users")
         d.setdefault("timeout", n.config["queue.timeout_s"])
-        return n.broker.submit(Intent.from_dict(d))
+        # The node names every intent: a client-chosen id could collide with another user's and
+        # overwrite that user's history row. Clients refer to it by the id in `accepted`/results.
+        return n.broker.submit(Intent.from_dict({k: v for k, v in d.items() if k != "id"}))
     except IntentError:
         state.metrics.record(kind, "rejected")
         raise
