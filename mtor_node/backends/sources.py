@@ -17,11 +17,16 @@ def hub_offline() -> bool:
 def resolve(source: str, progress: Callable[[str, float | None], None] | None = None) -> Path:
     """Return a local path for `source`.
 
-    Forms: ``package:MODULE/relative/file`` (a file inside an installed package),
+    Forms: ``parts:NAME`` (a file shipped in pieces across PyPI packages, see `PARTS`),
+    ``package:MODULE/relative/file`` (a file inside an installed package),
     ``path:/dir`` or an existing path, otherwise a hub id (``org/name``) fetched into the
     hub cache, with progress. Offline, a hub id that is not cached fails in seconds with a
     message saying so.
     """
+    if source.startswith("parts:"):
+        from .parts import assemble
+
+        return assemble(source[len("parts:"):], progress)
     if source.startswith("package:"):
         module, _, rel = source[len("package:"):].partition("/")
         spec = importlib.util.find_spec(module)
