@@ -10,7 +10,7 @@ from tests.ui.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 AXE = Path(__file__).with_name("vendor") / "axe.min.js"
 SHOTS = ARTIFACTS / "page"
 TABS = ["chat", "vision", "imagine", "voice", "grid", "wallet", "sysop"]
-SIZES = [(390, 844), (1280, 800), (1920, 1080)]
+SIZES = [(360, 740), (390, 844), (1280, 800), (1920, 1080)]  # 360: the narrowest phone we promise
 
 
 def with_browser(url: str, scenario, *, viewport=(1280, 800), timeout_ms: int = 15_000, downloads: bool = False):

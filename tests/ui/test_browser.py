@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from tests.ui.conftest import FAKE_MEDIA, in_browser
@@ -59,6 +61,7 @@ async def test_chat_streams_markdown_safely(browser_node):
 async def test_vision_upload(ui_node, tmp_path):
     img = tmp_path / "square.png"
     img.write_bytes(tiny_png(16, 16, (200, 30, 30)))
+    b64 = base64.b64encode(tiny_png(8, 8, (30, 200, 30))).decode()
 
     def scenario(page):
         page.click("button[data-tab=vision]")
@@ -69,8 +72,22 @@ async def test_vision_upload(ui_node, tmp_path):
         page.wait_for_selector(f"#vision-log {ANSWER}[data-state=done]")
         assert page.locator(f"#vision-log {ANSWER} .body").inner_text() == "What colour is the square?"  # echo
         assert page.locator("#vision-log .msg.user img").count() == 1
+        # drag and drop: a real DataTransfer with a PNG file, dropped on the zone
+        before = page.get_attribute("#vision-preview", "src")
+        page.evaluate("""() => { const png = atob('%s'); const bytes = Uint8Array.from(png, c => c.charCodeAt(0));
+            const dt = new DataTransfer(); dt.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));
+            document.querySelector('#drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true})); }""" % b64)
+        page.wait_for_function("(b) => document.querySelector('#vision-preview').src !== b", arg=before, polling=50)
+        # the webcam (chromium's fake camera): on, capture a frame into the preview, off
+        before = page.get_attribute("#vision-preview", "src")
+        page.click("#webcam-toggle")
+        page.wait_for_function("() => document.querySelector('#webcam').videoWidth > 0", polling=50)
+        page.click("#webcam-snap")
+        page.wait_for_function("(b) => document.querySelector('#vision-preview').src !== b", arg=before, polling=50)
+        page.click("#webcam-toggle")
+        page.wait_for_selector("#webcam[hidden]", state="attached")
 
-    await in_browser(ui_node.http_url, scenario, "vision")
+    await in_browser(ui_node.http_url, scenario, "vision", FAKE_MEDIA)
 
 
 async def test_imagine_shows_an_image(ui_node):

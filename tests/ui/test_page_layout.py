@@ -55,6 +55,15 @@ async def test_every_tab_at_every_size_and_theme(tmp_path):
                         box = control.bounding_box()
                         if not box or box["x"] < 0 or box["x"] + box["width"] > width + 1 or box["y"] < 0 or box["y"] + box["height"] > height + 1:
                             problems.append(f"{where}: {MAIN_CONTROL[tab]} is off screen: {box}")
+                        if tab == "chat" and width < 800 and not dark:  # the chat list is a drawer on a phone
+                            page.click("#conv-toggle")
+                            page.wait_for_selector("#conv-list li")
+                            item = page.locator("#conv-list li button").first.bounding_box()
+                            if not item or item["x"] < 0 or item["x"] + item["width"] > width + 1:
+                                problems.append(f"{where}: the chat drawer does not show the chats: {item}")
+                            page.screenshot(path=str(SHOTS / f"chat-drawer-{width}x{height}.png"))
+                            page.keyboard.press("Escape")
+                            page.wait_for_selector("#conv-side", state="hidden")
                         if tab == "chat":  # docked: the composer sits at the bottom of the window
                             composer = page.locator("#chat-form").bounding_box()
                             if composer["y"] + composer["height"] < height * 0.8:

@@ -235,6 +235,15 @@ export function initChat(ctx) {
     $("#conv-toggle").setAttribute("aria-expanded", String(open));
     if (open) $("#conv-search").focus();
   });
+  function closeDrawer() {
+    $("#conv-side").classList.remove("open");
+    $("#conv-toggle").setAttribute("aria-expanded", "false");
+    $("#conv-toggle").focus();
+  }
+  $("#conv-close").addEventListener("click", closeDrawer);
+  document.addEventListener("keydown", (e) => { // Esc also closes the chat drawer on a phone
+    if (e.key === "Escape" && $("#conv-side").classList.contains("open")) closeDrawer();
+  });
   $("#settings-toggle").addEventListener("click", () => {
     const form = $("#chat-settings");
     form.hidden = !form.hidden;
