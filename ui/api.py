@@ -52,8 +52,8 @@ async def json_body(required: bool = True):
     """The request body as a JSON object; None when absent and not required. Raises IntentError."""
     try:
         body = await read_json()
-    except BadJson:
-        raise IntentError("bad_request", "the body must be JSON") from None
+    except BadJson as e:
+        raise IntentError("bad_request", e.message) from None
     if body is None and not required:
         return {}
     if not isinstance(body, dict):

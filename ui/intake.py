@@ -32,23 +32,58 @@ class UiState:
     broadcasts: list[dict] = field(default_factory=list)  # the last few, for pages that connect later
 
 
+MAX_JSON_DEPTH = 64  # arrays and objects inside each other; no intent needs more than a few
+
+
 class BadJson(IntentError):
     """An unreadable JSON body; an IntentError so that every handler's `except IntentError` covers it."""
 
-    def __init__(self):
-        super().__init__("bad_request", "the body must be JSON")
+    def __init__(self, message: str = "the body must be JSON"):
+        super().__init__("bad_request", message)
+
+
+def parse_json(raw: bytes | str):
+    """JSON from a client (HTTP body or WebSocket message), or BadJson: not UTF-8, not JSON, nested
+    deeper than MAX_JSON_DEPTH (Python's parser would raise RecursionError), or text that is not
+    Unicode (a lone surrogate escape like "\ud800", which SQLite and every encoder refuse later)."""
+    try:
+        value = json.loads(raw)
+    except UnicodeDecodeError:
+        raise BadJson("the body must be UTF-8 JSON") from None
+    except (ValueError, RecursionError):
+        raise BadJson() from None
+    stack = [(value, 1)]
+    while stack:  # iterative: the check itself must not recurse
+        v, depth = stack.pop()
+        if isinstance(v, str):
+            _check_text(v)
+        elif isinstance(v, (list, dict)):
+            if depth > MAX_JSON_DEPTH:
+                raise BadJson(f"JSON nested deeper than {MAX_JSON_DEPTH} levels is refused")
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    _check_text(k)
+                    stack.append((x, depth + 1))
+            else:
+                stack.extend((x, depth + 1) for x in v)
+    return value
+
+
+def _check_text(s: str) -> None:
+    if not s.isascii():
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadJson("text must be valid Unicode: lone surrogate escapes (\\ud800-\\udfff) are refused") from None
 
 
 async def read_json():
-    """The request body parsed as JSON; None when empty. Raises BadJson for anything unreadable
-    (quart's get_json raises on invalid UTF-8, which would be a 500)."""
+    """The request body parsed as JSON (parse_json); None when empty. Raises BadJson for anything
+    unreadable (quart's get_json raises on invalid UTF-8, which would be a 500)."""
     raw = await request.get_data(cache=True, as_text=False)
     if not raw.strip():
         return None
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
-        raise BadJson() from None
+    return parse_json(raw)
 
 
 def ui_state() -> UiState:

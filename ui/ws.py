@@ -23,7 +23,7 @@ from quart import Blueprint, current_app, websocket
 from mtor_node.intents import IntentError
 
 from .encoding import intent_from_json, jsonable
-from .intake import FINAL, follow, outcome_of, submit, ui_state
+from .intake import FINAL, BadJson, follow, outcome_of, parse_json, submit, ui_state
 from .vad import SAMPLE_RATE, Segmenter, wav_bytes
 from .wakeword import WakeWord
 
@@ -72,9 +72,10 @@ class Connection:
 
     async def handle_text(self, raw: str) -> None:
         try:
-            msg = json.loads(raw)
-        except ValueError:
-            return await self.push({"type": "error", "code": "bad_request", "message": "messages must be JSON"})
+            msg = parse_json(raw)  # also refuses deep nesting and lone surrogates
+        except BadJson as e:
+            return await self.push({"type": "error", "code": "bad_request",
+                                    "message": "messages must be JSON" if e.message == BadJson().message else e.message})
         if not isinstance(msg, dict):
             return await self.push({"type": "error", "code": "bad_request", "message": "messages must be JSON objects"})
         handler = HANDLERS.get(msg.get("type"))
