@@ -25,6 +25,8 @@ class ModelState:
     status: str = "unloaded"  # unloaded | loading | ready | failed | unavailable
     error: str = ""
     progress: str = ""
+    fraction: float | None = None  # of the load in progress, when the backend knows it
+    checked: bool = False  # availability checked (cheap, no weights read): only then is it announced
     backend: Backend | None = None
     inflight: int = 0
     served: int = 0
@@ -36,7 +38,7 @@ class ModelState:
     def snapshot(self) -> dict:
         return {
             "name": self.spec.name, "kind": self.spec.kind, "backend": self.spec.backend,
-            "status": self.status, "error": self.error, "progress": self.progress,
+            "status": self.status, "error": self.error, "progress": self.progress, "fraction": self.fraction,
             "inflight": self.inflight, "concurrency": self.spec.concurrency, "served": self.served,
             "load_seconds": self.load_seconds,
             **(self.backend.describe() if self.backend and self.status == "ready" else {}),
@@ -72,11 +74,32 @@ class ModelManager:
     def _usable(state: "ModelState") -> bool:
         return state.status not in ("failed", "unavailable") or time.monotonic() - state.failed_at >= RETRY_FAILED_AFTER_S
 
+    @staticmethod
+    def _can_serve(s: "ModelState") -> bool:
+        """Announce a model only when a routed intent can run on it now: loaded, or checked loadable
+        and loaded on demand; never while loading (a start-time load, a conversion) or broken."""
+        return s.status == "ready" or (s.status == "unloaded" and (s.checked or s.spec.backend == "echo"))
+
     def models_by_kind(self) -> dict[str, list[str]]:
+        """What the worker announces: kind -> names of the models that can serve now."""
         out: dict[str, list[str]] = {}
         for s in self.states.values():
-            if s.status not in ("failed", "unavailable"):
+            if self._can_serve(s):
                 out.setdefault(s.spec.kind, []).append(s.spec.name)
+        return out
+
+    def states_by_kind(self) -> dict[str, dict[str, dict]]:
+        """Every model's state for an announcement that also carries the ones not ready yet:
+        kind -> name -> {"state": ready | loading | unavailable, "progress": 0..1 or None, "reason"}."""
+        out: dict[str, dict[str, dict]] = {}
+        for s in self.states.values():
+            if self._can_serve(s):
+                state = {"state": "ready", "progress": None, "reason": ""}
+            elif s.status in ("loading", "unloaded"):
+                state = {"state": "loading", "progress": s.fraction, "reason": s.progress}
+            else:
+                state = {"state": "unavailable", "progress": None, "reason": s.error}
+            out.setdefault(s.spec.kind, {})[s.spec.name] = state
         return out
 
     async def check_availability(self) -> None:
@@ -94,6 +117,7 @@ class ModelManager:
             if not verdict["available"]:
                 state.status, state.error, state.failed_at = "unavailable", verdict["reason"], time.monotonic()
                 log.warning("model %s is unavailable: %s", state.spec.name, verdict["reason"])
+            state.checked = True
 
     async def _check_remote(self, state: "ModelState") -> None:
         """A remote adapter is usable only while its server answers and serves the model."""
@@ -145,6 +169,7 @@ class ModelManager:
 
             def progress(message: str, fraction: float | None = None) -> None:
                 state.progress = message if fraction is None else f"{message} ({fraction:.0%})"
+                state.fraction = fraction
                 log.info("model %s: %s", name, state.progress)
 
             try:
@@ -158,7 +183,7 @@ class ModelManager:
                 state.status, state.error, state.failed_at = "failed", f"{type(e).__name__}: {e}", time.monotonic()
                 log.exception("model %s failed to load", name)
                 raise BackendError("unavailable", f"model {name!r} failed to load: {state.error}") from e
-            state.backend, state.status, state.progress = backend, "ready", ""
+            state.backend, state.status, state.progress, state.fraction = backend, "ready", "", None
             state.load_seconds = round(time.monotonic() - t0, 2)
             log.info("model %s ready in %.1f s", name, state.load_seconds)
             return backend
