@@ -44,6 +44,14 @@ async def test_chat_streams_markdown_safely(browser_node):
                                polling=50)
         page.keyboard.press("Escape")
         page.wait_for_selector(f"{ANSWER}[data-state=cancelled]")
+        # and so does the composer's Stop button, shown only while an answer runs
+        assert page.is_hidden("#chat-stop")
+        page.fill("#chat-input", " ".join(["more"] * 60))
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => document.querySelectorAll('.msg.answer')[2]?.querySelector('.body').textContent.length > 0", polling=50)
+        page.click("#chat-stop")
+        page.wait_for_function("() => document.querySelectorAll('.msg.answer[data-state=cancelled]').length === 2", polling=50)
+        assert page.is_hidden("#chat-stop")
         # dark mode and the nickname
         page.click("#dark")
         dark = page.evaluate("document.documentElement.classList.contains('dark')")

@@ -100,7 +100,7 @@ let quoteKind = "chat";
 async function onStatus(s) {
   $("#node-id").textContent = s.peer_id ? `node ${s.peer_id}` : "";
   $("#tab-wallet").hidden = false;
-  ctx.chat.setModels(s.models || []);
+  ctx.chat.setModels(s.models || [], Array.isArray(s.peers) ? s.peers : []);
   for (const kind of ["vision", "imagine"]) modelNote($(`#model-note-${kind}`), s.models || [], kind);
   refreshQuote();
 }

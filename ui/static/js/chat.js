@@ -311,11 +311,14 @@ export function initChat(ctx) {
     send, stop, open, fresh,
     flush: () => saving,
     current: () => structuredClone(conv),
-    setModels(models) {
+    // this node's chat models, then those its peers serve (the broker routes to them)
+    setModels(models, peers = []) {
       const sel = $("#chat-model");
       const keep = conv.settings.model || "";
+      const names = new Set(models.filter((m) => m.kind === "chat").map((m) => m.name));
+      for (const p of peers) if (p && p.models && !Array.isArray(p.models)) for (const n of [].concat(p.models.chat || [])) if (typeof n === "string") names.add(n);
       clear(sel).append(el("option", { value: "", text: "default model" }));
-      for (const m of models.filter((m) => m.kind === "chat")) sel.append(el("option", { value: m.name, text: m.name }));
+      for (const name of [...names].slice(0, 200)) sel.append(el("option", { value: name, text: name }));
       sel.value = keep;
       if (sel.value !== keep) { sel.append(el("option", { value: keep, text: `${keep} (not listed now)` })); sel.value = keep; }
     },
