@@ -35,7 +35,7 @@ export function initSysop(ctx) {
   }
 
   async function refreshQueue() {
-    const { queue } = await api("/api/v1/queue");
+    const { queue } = await api("/api/v1/queue", { sysop: true }); // ids and users of others: the sysop only
     const body = clear($("#sysop-queue tbody"));
     for (const q of queue) {
       body.append(el("tr", {}, el("td", { class: "mono", title: q.id, text: short(q.id, 8) }), el("td", { text: q.user }),
