@@ -12,6 +12,7 @@ import logging
 import re
 import sqlite3
 import time
+from pathlib import Path
 
 import trio
 
@@ -56,11 +57,11 @@ class ModelRegistry:
             raise RegistryError("bad_request", "the model must be a JSON object of mtor.toml's [models.NAME] fields")
         warnings: list[str] = []
         try:
-            (spec,), flags = _load_models({name: fields}, "runtime", warnings)  # the same checks as mtor.toml
+            (spec,), flags = _load_models({name: fields}, Path("runtime"), warnings)  # the same checks as mtor.toml
         except ConfigError as e:
             raise RegistryError("bad_request", str(e).replace(" in runtime", "")) from None
         if warnings:
-            raise RegistryError("bad_request", "; ".join(w.replace(" in runtime", "") for w in warnings))
+            raise RegistryError("bad_request", "; ".join(w.replace(" in runtime (ignored)", ": not a model field") for w in warnings))
         from .backends import BACKENDS  # the name only: importing a backend may import torch (seconds)
 
         if spec.backend not in BACKENDS:
@@ -97,11 +98,12 @@ class ModelRegistry:
         log.info("model %s added by the sysop (%s, %s)", name, snap["kind"], snap["backend"])
         return snap
 
-    async def remove(self, name: str) -> None:
+    async def remove(self, name: str) -> dict:
         state = self._drop(name)
         self.conn.execute("INSERT OR REPLACE INTO runtime_models VALUES (?, NULL, ?)", (name, time.time()))
         await self._release(state)
         log.info("model %s removed by the sysop", name)
+        return {"removed": name, "source": state.spec.source}
 
     def _get(self, name: str) -> ModelState:
         state = self.manager.states.get(name)

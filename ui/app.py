@@ -14,6 +14,7 @@ from .api import api
 from .http_guard import MAX_BODY, HostAllowlist, HttpGuard
 from .apps_api import apps_api
 from .models_api import models_api
+from .sysop_console import sysop_console
 from .intake import UiState
 from .ledger_api import ledger_api
 from .meta import meta
@@ -55,7 +56,7 @@ def create_app(node) -> QuartTrio:
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["mtor_node"] = node
     app.extensions["mtor_ui"] = UiState(node)
-    for bp in (api, apps_api, models_api, realm_api, ledger_api, sysop, openai_bp, ollama_bp, anthropic_bp, meta, ws_bp, pages):
+    for bp in (api, apps_api, models_api, sysop_console, realm_api, ledger_api, sysop, openai_bp, ollama_bp, anthropic_bp, meta, ws_bp, pages):
         app.register_blueprint(bp)
 
     def error(code: str, message: str, status: int):

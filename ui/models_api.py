@@ -63,10 +63,9 @@ async def remove_model(name: str):
     if denied:
         return denied
     try:
-        await _registry().remove(name)
+        return jsonify(await _registry().remove(name))
     except RegistryError as e:
         return _fail(e)
-    return jsonify({"removed": name})
 
 
 @models_api.post("/models/<name>/load")

@@ -184,6 +184,20 @@ def openapi_document(node) -> dict:
         "/api/v1/models/{name}/unload": {"post": {"summary": "Unload a model, freeing its memory (sysop)", "security": SYSOP,
             "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": json_or_err({"type": "object", "properties": {"model": {"type": "object"}}}, 404, 409, *cross)}},
+        # sysop_console.py
+        "/api/v1/sysop/logs": {"get": {"summary": "The live log: newest records after a sequence number, by level and text (sysop)",
+            "security": SYSOP, "parameters": [
+                {"name": "after", "in": "query", "schema": {"type": "integer"}},
+                {"name": "level", "in": "query", "schema": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]}},
+                {"name": "search", "in": "query", "schema": {"type": "string", "maxLength": 200}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 2000}}],
+            "responses": json_or_err({"type": "object", "required": ["logs", "last"], "properties": {
+                "logs": {"type": "array", "items": {"type": "object"}}, "last": {"type": "integer"}}}, 400, 403)}},
+        "/api/v1/sysop/stats": {"get": {"summary": "Lifetime totals and averages per kind, users ever, most users at once (sysop)",
+            "security": SYSOP, "responses": json_or_err({"type": "object", "required": ["lifetime", "per_kind"]}, 403)}},
+        "/api/v1/sysop/alerts": {"get": {"summary": "What the watchdog finds wrong now (sysop)", "security": SYSOP,
+            "responses": json_or_err({"type": "object", "required": ["alerts"], "properties": {
+                "alerts": {"type": "array", "items": {"type": "object"}}}}, 403)}},
         # realm_api.py
         "/api/v1/peers": {"get": {"summary": "Peers of the realm: hardware, models, prices, surge, health, RTT",
             "responses": {"200": _resp("peers", {"type": "object", "required": ["peers"], "properties": {

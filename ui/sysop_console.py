@@ -1,0 +1,158 @@
+"""The sysop's console under /api/v1/sysop (every route needs the sysop token):
+
+    GET /api/v1/sysop/logs?after=SEQ&level=WARNING&search=TEXT&limit=N   the live log (poll with after=)
+    GET /api/v1/sysop/stats     lifetime totals and averages per kind, users ever, most users at once
+    GET /api/v1/sysop/alerts    what the watchdog finds wrong now
+
+The watchdog checks every WATCH_EVERY_S whether a healthy worker (this node's or a peer's) serves
+chat and imagine; when that changes it logs a warning and sends every connected page an
+`{"type": "alert", "audience": "sysop", ...}` message (sysop pages show it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import trio
+from quart import Blueprint, current_app, jsonify, request
+
+from mtor_node.logs import RING, RING_SIZE
+from mtor_node.store import migrate
+
+from .api import error, node, require_sysop
+from .intake import ui_state
+
+log = logging.getLogger("mtor.watchdog")
+
+sysop_console = Blueprint("sysop_console_v1", __name__, url_prefix="/api/v1/sysop")
+
+WATCHED = ("chat", "imagine")
+WATCH_GRACE_S = 3.0  # let preloads finish before the first verdict
+WATCH_EVERY_S = 5.0
+PEAKS = ["CREATE TABLE sysop_peaks (key TEXT PRIMARY KEY, value INTEGER NOT NULL, at REAL NOT NULL)"]
+
+
+@sysop_console.before_request
+async def only_sysop():
+    return require_sysop()
+
+
+# ---- the live log ---------------------------------------------------------------------------
+
+@sysop_console.get("/logs")
+async def logs():
+    try:
+        after = int(request.args.get("after", 0))
+        limit = int(request.args.get("limit", 200))
+    except ValueError:
+        return error("bad_request", "after and limit must be whole numbers")
+    search = request.args.get("search", "")[:200]
+    try:
+        rows = RING.recent(after=after, level=request.args.get("level", "INFO"), search=search,
+                           limit=max(1, min(limit, RING_SIZE)))
+    except ValueError as e:
+        return error("bad_request", str(e))
+    return jsonify({"logs": [{k: v for k, v in r.items() if k != "levelno"} for r in rows], "last": RING.seq})
+
+
+# ---- stats ----------------------------------------------------------------------------------
+
+def _peaks(n):
+    conn = n.store.conn
+    if not current_app.extensions.get("mtor_peaks_ready"):
+        migrate(conn, "sysop_peaks", PEAKS)
+        current_app.extensions["mtor_peaks_ready"] = True
+    return conn
+
+
+def note_users_at_once(n, count: int) -> None:
+    conn = _peaks(n)
+    conn.execute("INSERT INTO sysop_peaks VALUES ('users_at_once', ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                 "value=excluded.value, at=excluded.at WHERE excluded.value > sysop_peaks.value", (count, time.time()))
+
+
+@sysop_console.get("/stats")
+async def stats():
+    n = node()
+    conn = _peaks(n)
+    note_users_at_once(n, len(ui_state().connections))
+    per_kind = {}
+    for kind, total, ok, avg_ms, cost in conn.execute(
+            "SELECT kind, COUNT(*), SUM(status='done'), AVG(CASE WHEN status='done' THEN duration_ms END), SUM(cost) "
+            "FROM queries GROUP BY kind ORDER BY kind"):
+        per_kind[kind] = {"total": total, "done": ok or 0, "failed": total - (ok or 0),
+                          "avg_ms": round(avg_ms) if avg_ms is not None else None, "cost": cost or 0}
+    row = conn.execute("SELECT value, at FROM sysop_peaks WHERE key='users_at_once'").fetchone()
+    return jsonify({
+        "lifetime": {"queries": sum(k["total"] for k in per_kind.values()),
+                     "users_ever": conn.execute("SELECT COUNT(*) FROM users").fetchone()[0],
+                     "users_with_queries": conn.execute("SELECT COUNT(DISTINCT user) FROM queries").fetchone()[0]},
+        "per_kind": per_kind,
+        "most_users_at_once": {"count": row[0], "at": row[1]} if row else {"count": 0, "at": None},
+        "now": {"pages": len(ui_state().connections), "queue": len(n.broker.queue) if n.broker else 0},
+    })
+
+
+# ---- the watchdog ---------------------------------------------------------------------------
+
+def served_kinds(n) -> dict[str, str | None]:
+    """kind -> who serves it ("local:MODEL" or "peer:ID"), or None."""
+    out: dict[str, str | None] = {}
+    peers = n.federation.peers.snapshot() if n.federation else []
+    for kind in WATCHED:
+        local = n.models.resolve(kind, None) if n.models else None
+        if local:
+            out[kind] = f"local:{local}"
+            continue
+        peer = next((p["peer_id"] for p in peers if p["fresh"] and not p["blocked"] and p["health"] > 0
+                     and not p["banned_for_s"] and p["models"].get(kind)), None)
+        out[kind] = f"peer:{peer}" if peer else None
+    return out
+
+
+@sysop_console.get("/alerts")
+async def alerts():
+    return jsonify({"alerts": list(current_app.extensions.get("mtor_alerts", {}).values())})
+
+
+@sysop_console.before_app_serving
+async def start_watchdog():
+    current_app.extensions["mtor_alerts"] = {}
+    root = logging.getLogger()
+    if RING not in root.handlers:  # `mtor-node start` attaches it (mtor_node/logs.py); an embedded node too
+        root.addHandler(RING)
+    current_app.add_background_task(_watch)
+
+
+async def _watch():
+    app = current_app._get_current_object()
+    n, state = app.extensions["mtor_node"], app.extensions["mtor_ui"]
+    current: dict = app.extensions["mtor_alerts"]
+    await trio.sleep(WATCH_GRACE_S)
+    while True:
+        try:
+            served = served_kinds(n)
+            note_users_at_once(n, len(state.connections))
+        except Exception:  # the watchdog must outlive whatever it watches
+            log.exception("watchdog check failed")
+            served = {}
+        for kind, who in served.items():
+            if who is None and kind not in current:
+                msg = {"type": "alert", "audience": "sysop", "kind": "watchdog", "severity": "error", "about": kind,
+                       "message": f"no healthy worker serves {kind}: not this node, no peer", "at": time.time()}
+                current[kind] = msg
+                log.warning("watchdog: %s", msg["message"])
+                _send(state, msg)
+            elif who is not None and kind in current:
+                del current[kind]
+                msg = {"type": "alert", "audience": "sysop", "kind": "watchdog", "severity": "ok", "about": kind,
+                       "message": f"{kind} is served again ({who})", "at": time.time()}
+                log.info("watchdog: %s", msg["message"])
+                _send(state, msg)
+        await trio.sleep(WATCH_EVERY_S)
+
+
+def _send(state, msg: dict) -> None:
+    for conn in list(state.connections):
+        conn.push_nowait(msg)
