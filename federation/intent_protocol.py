@@ -113,10 +113,28 @@ class IntentServer:
         self.handler: Handler | None = None
         # (peer, reason) for a frame that broke the protocol: Federation gives the peer a strike
         self.on_bad_frame: Callable[[str, str], Awaitable[None]] | None = None
+        from .budget import PeerBudget
+
+        self.budget = PeerBudget()  # streams and bytes in flight per peer (issue 12 #5)
         self.stats = {"jobs": 0, "results": 0, "errors": 0, "bad_frames": 0}
 
     async def handle_stream(self, stream: Any) -> None:
+        from .budget import OverBudget
+
         peer = _pid(stream)
+        try:
+            self.budget.open_stream(peer)
+        except OverBudget as exc:
+            self.stats["bad_frames"] += 1
+            log.info("intent: %s: %s", peer, exc)
+            await _reset(stream)
+            return
+        try:
+            await self._serve_stream(stream, peer)
+        finally:
+            self.budget.close_stream(peer)
+
+    async def _serve_stream(self, stream: Any, peer: str) -> None:
         lim = self.limits
         write_lock = trio.Lock()
 
@@ -129,10 +147,16 @@ class IntentServer:
             async with trio.open_nursery() as nursery:
                 while True:
                     try:
-                        frame, _ = await read_frame(stream, max_frame=lim.max_frame, timeout=lim.idle_timeout)
+                        frame, _ = await read_frame(stream, max_frame=lim.max_frame, timeout=lim.idle_timeout,
+                                                    budget=self.budget, peer=peer)
                     except FrameError as exc:
                         self.stats["bad_frames"] += 1
                         log.info("intent: bad frame from %s: %s", peer, exc)
+                        if exc.reason == "over_budget":  # too much in flight from this peer: not garbage
+                            await _try_write(write, {"type": "error", "id": job.get("id", ""), "code": "busy",
+                                                     "message": str(exc)[:200]})
+                            job["broken"] = True  # the frame's body is still coming: reset, do not reuse
+                            break
                         if "scope" not in job:
                             await _try_write(write, {"type": "error", "id": "", "code": "protocol", "message": exc.reason})
                         if self.on_bad_frame is not None:

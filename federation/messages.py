@@ -16,6 +16,7 @@ import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
+from .budget import OverBudget, PeerBudget
 from .host import set_safe_handler
 from .wire import FrameError, StreamClosed, read_frame_bytes, unpack, write_frame
 
@@ -41,6 +42,8 @@ class Messenger:
         self.timeout = timeout
         self.handlers: dict[str, MessageHandler] = {}
         self.stats = {"handled": 0, "refused": 0, "bad": 0}
+        # per peer: 8 streams and 4 frames' worth of bytes in flight (issue 12 #5)
+        self.budget = PeerBudget(max_streams=8, max_bytes=4 * MAX_MESSAGE, max_total_bytes=64 * MAX_MESSAGE)
         set_safe_handler(host, PROTOCOL, self._handle_stream)
 
     def on(self, msg_type: str, handler: MessageHandler) -> None:
@@ -49,8 +52,27 @@ class Messenger:
     async def _handle_stream(self, stream: Any) -> None:
         peer = stream.muxed_conn.peer_id.to_base58()
         try:
+            self.budget.open_stream(peer)
+        except OverBudget as e:
+            self.stats["bad"] += 1
+            log.info("msg: %s: %s", peer, e)
+            with trio.move_on_after(1):
+                await stream.reset()
+            return
+        try:
+            await self._serve(stream, peer)
+        finally:
+            self.budget.close_stream(peer)
+
+    async def _serve(self, stream: Any, peer: str) -> None:
+        try:
             try:
-                frame = unpack(await read_frame_bytes(stream, max_frame=MAX_MESSAGE, timeout=self.timeout), MAX_MESSAGE)
+                raw = await read_frame_bytes(stream, max_frame=MAX_MESSAGE, timeout=self.timeout, budget=self.budget,
+                                             peer=peer)
+                try:
+                    frame = unpack(raw, MAX_MESSAGE)
+                finally:
+                    self.budget.release(peer, len(raw))
             except (FrameError, StreamClosed, trio.TooSlowError) as e:
                 self.stats["bad"] += 1
                 log.info("msg: bad request from %s: %r", peer, e)

@@ -83,18 +83,34 @@ async def _read_exactly(stream: Any, n: int) -> bytes:
     return bytes(buf)
 
 
-async def read_frame_bytes(stream: Any, *, max_frame: int, timeout: float) -> bytes:
-    """Read one raw frame (without its prefix). Raises StreamClosed, FrameError, TooSlowError."""
+async def read_frame_bytes(stream: Any, *, max_frame: int, timeout: float, budget: Any = None,
+                           peer: str = "") -> bytes:
+    """Read one raw frame (without its prefix). Raises StreamClosed, FrameError, TooSlowError.
+
+    budget (federation.budget.PeerBudget): the frame's length is reserved for `peer` before its
+    body is read (FrameError "over_budget" if that is more than the peer may hold in flight);
+    the caller releases it (`budget.release(peer, len(frame))`) once the frame is decoded."""
     with trio.fail_after(timeout):
         (n,) = _LEN.unpack(await _read_exactly(stream, 4))
         if n > max_frame:
             raise FrameError("oversized", f"{n} > {max_frame}")
         if n == 0:
             raise FrameError("empty")
+        if budget is not None:
+            try:
+                budget.reserve(peer, n)
+            except Exception as exc:
+                raise FrameError("over_budget", str(exc)) from None
         try:
             return await _read_exactly(stream, n)
         except StreamClosed:
+            if budget is not None:
+                budget.release(peer, n)
             raise FrameError("truncated", f"0/{n} bytes") from None
+        except BaseException:
+            if budget is not None:
+                budget.release(peer, n)
+            raise
 
 
 def encode_frame(frame: dict, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
@@ -233,9 +249,14 @@ def decode_frame(data: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> dict:
     return check_frame(unpack(data, max_frame))
 
 
-async def read_frame(stream: Any, *, max_frame: int, timeout: float) -> tuple[dict, bytes]:
-    raw = await read_frame_bytes(stream, max_frame=max_frame, timeout=timeout)
-    return decode_frame(raw, max_frame), raw
+async def read_frame(stream: Any, *, max_frame: int, timeout: float, budget: Any = None,
+                     peer: str = "") -> tuple[dict, bytes]:
+    raw = await read_frame_bytes(stream, max_frame=max_frame, timeout=timeout, budget=budget, peer=peer)
+    try:
+        return decode_frame(raw, max_frame), raw
+    finally:
+        if budget is not None:
+            budget.release(peer, len(raw))
 
 
 # ---------------------------------------------------------------- receipts
