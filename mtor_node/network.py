@@ -30,6 +30,7 @@ from . import __version__, hardware
 from .backends import BackendError
 from .identity import peer_id_from_pubkey, pubkey_from_peer_id
 from .intents import Intent, IntentError
+from .settlement import Settler, credit_limit
 
 log = logging.getLogger("mtor.network")
 
@@ -78,6 +79,7 @@ class Network:
         self._held: set[str] = set()  # intents that placed a hold, until they end
         self.messenger: Messenger | None = None
         self.counters = {"paid": 0, "earned": 0, "pay_failed": 0, "price_moved": 0, "refused_credit": 0}
+        self.settler = Settler(self)
 
     # ---- running ------------------------------------------------------------------------------
 
@@ -87,10 +89,12 @@ class Network:
         self.messenger = Messenger(self.fed.host)
         self.messenger.on("pay", self._on_pay)
         self.messenger.on("fraud", self._on_fraud)
+        self.messenger.on("settle", self.settler.on_settle)
         self._offer()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.fed.run)
+            nursery.start_soon(self.settler.run)
             if self.node.ledger is not None:
                 await self._resend_pays()
             task_status.started()
@@ -133,7 +137,7 @@ class Network:
                 "id": request["id"][:64], "kind": request["kind"], "model": request["model"],
                 "params": request.get("params") or {}, "user": peer_id[-64:],
                 "timeout": inputs.get("timeout", 300.0), "max_price": request.get("max_price"),
-                **{k: inputs[k] for k in ("messages", "prompt", "image", "audio") if k in inputs},
+                **{k: inputs[k] for k in ("messages", "prompt", "image", "audio", "texts") if k in inputs},
             })
         except IntentError as e:
             await send({"type": "error", "code": "bad_request", "message": e.message})
@@ -155,11 +159,20 @@ class Network:
             await send({"type": "error", "code": "credit", "message": "this node has banned you: your ledger equivocated"})
             return
         if price and ledger is not None:
+            limit, unsettled = credit_limit(self.node.config)
             try:
-                ledger.check_credit(requester, price, self.node.config["ledger.credit_limit"])
+                ledger.check_credit(requester, price, limit, include_unsettled=unsettled)
             except Exception as e:  # CreditLimitExceeded, or a banned/unknown payer
                 self.counters["refused_credit"] += 1
-                await send({"type": "error", "code": "credit", "message": str(e)})
+                message = str(e)
+                if unsettled:  # SWAP: name the debt and how it gets settled
+                    debt = ledger.accounts.outstanding(requester, include_unsettled=True)
+                    message = (f"you owe this worker {debt} micro-tokens unsettled; a job of {price} would pass its "
+                               f"disconnect threshold of {limit}. Settle on chain: your node sends an SPL "
+                               f"TransferChecked by itself once it owes {self.node.config['ledger.payment_threshold']} "
+                               f"(ledger.settlement on, SOL for fees, $9000 in its token account), or run "
+                               f"`mtor-node wallet settle --peer {_address(self.node.peer_id)}`")
+                await send({"type": "error", "code": "credit", "message": message})
                 return
         try:
             ticket = self.node.broker.submit(intent, local_only=True)
@@ -359,6 +372,7 @@ class Network:
                 price = max(offer.price, repriced.get(offer.peer_id, 0))
                 limit = price if user_limit is None else min(user_limit, price)
                 if limit and ledger is not None:
+                    await self.settler.before_paying(pubkey_from_peer_id(offer.peer_id))
                     self._hold(intent, limit, offer.peer_id)
                 request = {"id": intent.id, "kind": intent.kind, "model": model, "params": dict(intent.params),
                            "inputs": inputs, "max_price": limit if ledger is not None else intent.max_price}
@@ -428,6 +442,7 @@ class Network:
             log.warning("job %s: receipt from %s refused: %s", job, peer_id, e)
             raise BackendError("bad_receipt", f"the worker's receipt was refused: {e}") from None
         self.counters["paid"] += 1
+        self.settler.kick()
         self._nursery.start_soon(self._deliver_pay, peer_id, job, pay.to_dict())
         return pay.body["amount"]
 
@@ -479,9 +494,15 @@ class Network:
             self._nursery.start_soon(self._deliver_pay, peer_id_from_pubkey(e.body["to"]), e.body["job"], e.to_dict())
 
 
+def _address(peer_id: str) -> str:
+    from .chain import address_from_peer_id
+
+    return address_from_peer_id(peer_id)
+
+
 def _inputs(intent: Intent) -> dict:
     return {k: v for k, v in (("messages", intent.messages), ("prompt", intent.prompt),
-                              ("image", intent.image), ("audio", intent.audio)) if v is not None}
+                              ("image", intent.image), ("audio", intent.audio), ("texts", intent.texts)) if v is not None}
 
 
 def _result_digest(event: dict) -> bytes:

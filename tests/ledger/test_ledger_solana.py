@@ -38,19 +38,19 @@ async def chain(request):
             await client.aclose()
 
 
-def make_mint(svm: LiteSVM, owners: list, amount: int, decimals: int = 6):
-    """A test mint with 6 decimals and `amount` micro-tokens in each owner's ATA."""
+def make_mint(svm: LiteSVM, owners: list, amount: int, decimals: int = 6, program=TOKEN_PROGRAM_ID):
+    """A test mint (`decimals`, SPL Token or Token-2022) with `amount` base units in each owner's ATA."""
     auth, mint = Keypair(), Keypair()
     svm.airdrop(auth.pubkey(), 10 * SOL)
     rent = svm.minimum_balance_for_rent_exemption(82)
     ixs = [create_account(CreateAccountParams(from_pubkey=auth.pubkey(), to_pubkey=mint.pubkey(),
-                                              lamports=rent, space=82, owner=TOKEN_PROGRAM_ID)),
-           initialize_mint2(InitializeMint2Params(decimals=decimals, program_id=TOKEN_PROGRAM_ID,
+                                              lamports=rent, space=82, owner=program)),
+           initialize_mint2(InitializeMint2Params(decimals=decimals, program_id=program,
                                                   mint=mint.pubkey(), mint_authority=auth.pubkey()))]
     for o in owners:
-        ata = associated_token_address(o, mint.pubkey())
-        ixs += [create_ata_idempotent(auth.pubkey(), o, mint.pubkey()),
-                mint_to(MintToParams(program_id=TOKEN_PROGRAM_ID, mint=mint.pubkey(), dest=ata,
+        ata = associated_token_address(o, mint.pubkey(), program)
+        ixs += [create_ata_idempotent(auth.pubkey(), o, mint.pubkey(), program),
+                mint_to(MintToParams(program_id=program, mint=mint.pubkey(), dest=ata,
                                      mint_authority=auth.pubkey(), amount=amount))]
     tx = Transaction.new_signed_with_payer(ixs, auth.pubkey(), [auth, mint], svm.latest_blockhash())
     res = svm.send_transaction(tx)
