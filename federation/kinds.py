@@ -14,6 +14,7 @@ import, no clock.
 | imagine    | pixel-steps: width x height x steps x n | one 512x512 image at 20 steps | 20,000     |
 | transcribe | audio seconds, rounded up         | 60 seconds                   | 5,000             |
 | speak      | characters of the text            | 1,000 characters             | 2,000             |
+| embed      | input tokens                      | 1,000 tokens                 | 100               |
 
 (µ = micro-tokens, 1 $9000 = 10**6 µ.) The default prices apply on the public grid realm when
 the operator sets none; a private realm defaults to free (0).
@@ -181,6 +182,18 @@ def _bound_speak(params: Params, inputs: Params, output: Params, _: int) -> int:
     return len(_text_of(inputs)) if _nonempty(output, "audio_wav", "audio") else 0
 
 
+def _est_embed(params: Params, inputs: Params) -> int:
+    """Input tokens: at most one per UTF-8 byte, plus the model's two special tokens per text."""
+    texts = inputs.get("texts")
+    if not isinstance(texts, (list, tuple)):
+        return 0
+    return sum(len(t.encode("utf-8", "surrogatepass")) + 2 for t in texts if isinstance(t, str))
+
+
+def _bound_embed(params: Params, inputs: Params, output: Params, _: int) -> int:
+    return _est_embed(params, inputs) if _nonempty(output, "embeddings") else 0
+
+
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("chat", "output tokens", 1000, "per 1,000 output tokens", 1_000, 0, _est_tokens, _bound_tokens),
     Kind("vision", "output tokens", 1000, "per 1,000 output tokens, plus a price per request", 1_000, 2_000,
@@ -189,6 +202,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          "per 512x512 image at 20 steps", 20_000, 0, _est_imagine, _bound_imagine),
     Kind("transcribe", "audio seconds", 60, "per audio minute", 5_000, 0, _est_transcribe, _bound_transcribe),
     Kind("speak", "characters", 1000, "per 1,000 characters", 2_000, 0, _est_speak, _bound_speak),
+    Kind("embed", "input tokens", 1000, "per 1,000 input tokens", 100, 0, _est_embed, _bound_embed),
 )}
 KIND_NAMES: tuple[str, ...] = tuple(KINDS)
 

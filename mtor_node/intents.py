@@ -53,6 +53,7 @@ class Intent:
     prompt: str | None = None  # vision, imagine; the text of speak
     image: bytes | None = None  # vision
     audio: bytes | None = None  # transcribe
+    texts: list[str] | None = None  # embed
     params: dict[str, Any] = field(default_factory=dict)
     max_price: int | None = None  # micro-tokens; None means "any price"
     timeout: float = 300.0
@@ -63,7 +64,7 @@ class Intent:
             "id": self.id, "kind": self.kind, "model": self.model, "user": self.user,
             "params": dict(self.params), "max_price": self.max_price, "timeout": self.timeout,
         }
-        for name in ("messages", "prompt", "image", "audio"):
+        for name in ("messages", "prompt", "image", "audio", "texts"):
             value = getattr(self, name)
             if value is not None:
                 d[name] = value
@@ -86,6 +87,7 @@ class Intent:
             prompt=d.get("prompt"),
             image=d.get("image"),
             audio=d.get("audio"),
+            texts=d.get("texts"),
             params=d.get("params") or {},
             max_price=d.get("max_price"),
             timeout=d.get("timeout", 300.0),
@@ -108,6 +110,8 @@ class Intent:
         """The user's words, for history and display."""
         if self.messages:
             return str(self.messages[-1].get("content", ""))
+        if self.texts:
+            return self.texts[0]
         return self.prompt or ""
 
 
@@ -227,10 +231,27 @@ def _validate_speak(intent: Intent, limits: Limits) -> None:
     p["speed"] = _number(p.get("speed", 1.0), "speed", 0.25, 4.0)
 
 
+def _validate_embed(intent: Intent, limits: Limits) -> None:
+    texts = intent.texts
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise IntentError("bad_input", "embed needs texts: a non-empty list of strings")
+    if len(texts) > MAX_EMBED_TEXTS:
+        raise IntentError("too_large", f"{len(texts)} texts; the limit is {MAX_EMBED_TEXTS}")
+    total = sum(len(t) for t in texts)
+    if total > limits.max_prompt_chars * 8:
+        raise IntentError("too_large", f"the texts have {total} characters; the limit is {limits.max_prompt_chars * 8}")
+    intent.texts = list(texts)
+
+
+MAX_EMBED_TEXTS = 2048  # OpenAI's own limit per embeddings request
+
 _VALIDATORS = {
     "chat": _validate_chat,
     "vision": _validate_vision,
     "imagine": _validate_imagine,
     "transcribe": _validate_transcribe,
     "speak": _validate_speak,
+    "embed": _validate_embed,
 }

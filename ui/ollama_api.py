@@ -218,6 +218,43 @@ async def generate():
     return await _answer(ticket, shown, "response", stream)
 
 
+# ---- embeddings -------------------------------------------------------------------------------
+
+async def _embed(body: dict) -> tuple[dict, str, float]:
+    from .openai_embed import embed_texts
+
+    shown, model = _model(body)
+    if body.get("truncate") is False:
+        raise OllamaError("truncate: false is not supported: texts longer than the model's limit are truncated")
+    if body.get("dimensions") is not None:
+        raise OllamaError("dimensions is not supported: the model's own dimensions are returned")
+    texts = embed_texts(body.get("input", body.get("prompt")), "input", OllamaError)
+    started = time.monotonic()
+    final = await run_to_end(ui_state(), _submit({"kind": "embed", "model": model, "texts": texts}))
+    if final["type"] == "error":
+        raise OllamaError(final.get("message", "the request failed"),
+                          {"timeout": 504, "cancelled": 409, "internal": 500}.get(final.get("code"), 422))
+    return final, shown, started
+
+
+@ollama_bp.post("/embed")
+async def embed():
+    final, shown, started = await _embed(await _body())
+    return jsonify({"model": shown, "embeddings": final.get("embeddings") or [],
+                    "total_duration": int((time.monotonic() - started) * 1e9), "load_duration": 0,
+                    "prompt_eval_count": final.get("units") if isinstance(final.get("units"), int) else 0})
+
+
+@ollama_bp.post("/embeddings")
+async def embeddings_legacy():
+    """Ollama's older endpoint: one `prompt`, one `embedding`."""
+    body = await _body()
+    if not isinstance(body.get("prompt"), str):
+        raise OllamaError("prompt must be a string")
+    final, _, _ = await _embed({**body, "input": body["prompt"]})
+    return jsonify({"embedding": (final.get("embeddings") or [[]])[0]})
+
+
 # ---- models -----------------------------------------------------------------------------------
 
 def _details(state) -> dict:

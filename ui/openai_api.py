@@ -392,4 +392,4 @@ async def model_retrieve(model_id: str):
     return jsonify(found)
 
 
-from . import openai_audio  # noqa: E402,F401 - registers /v1/audio/* on openai_bp
+from . import openai_audio, openai_embed  # noqa: E402,F401 - register /v1/audio/* and /v1/embeddings on openai_bp

@@ -93,6 +93,28 @@ def paths() -> dict:
                                   "content": {"application/json": {"schema": _ref("AnthropicMessage")},
                                               "text/event-stream": {"schema": {"type": "string"}}}},
                           **_errors("AnthropicError", FAILS + (500,))}}},
+        "/v1/embeddings": {"post": {"summary": "OpenAI-compatible embeddings (float lists or base64 float32)",
+            "requestBody": {"required": True, **_json({"type": "object", "required": ["input"], "properties": {
+                "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                "model": {"type": "string"}, "encoding_format": {"enum": ["float", "base64"]},
+                "dimensions": {"type": "integer", "minimum": 1}, "user": {"type": "string"}}})},
+            "responses": {"200": {"description": "one embedding per input", **_json({"type": "object",
+                "required": ["object", "data", "usage"], "properties": {"object": {"const": "list"}, "data": {"type": "array"},
+                                                                         "usage": {"type": "object"}}})},
+                          **_errors("OpenAIError", FAILS)}}},
+        "/api/embed": {"post": {"summary": "Ollama-compatible embeddings",
+            "requestBody": {"required": True, **_json({"type": "object", "required": ["model", "input"], "properties": {
+                "model": {"type": "string"}, "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                "truncate": {"type": "boolean"}, "keep_alive": {}, "options": {"type": "object"}}})},
+            "responses": {"200": {"description": "embeddings", **_json({"type": "object", "required": ["model", "embeddings"],
+                "properties": {"embeddings": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}}})},
+                          **_errors("OllamaError", FAILS + (500,))}}},
+        "/api/embeddings": {"post": {"summary": "Ollama's older embeddings endpoint (one prompt)",
+            "requestBody": {"required": True, **_json({"type": "object", "required": ["model", "prompt"], "properties": {
+                "model": {"type": "string"}, "prompt": {"type": "string"}}})},
+            "responses": {"200": {"description": "one embedding", **_json({"type": "object", "required": ["embedding"],
+                "properties": {"embedding": {"type": "array", "items": {"type": "number"}}}})},
+                          **_errors("OllamaError", FAILS + (500,))}}},
         "/api/tags": {"get": {"summary": "Ollama-compatible list of language models",
                               "responses": ok({"type": "object", "required": ["models"], "properties": {
                                   "models": {"type": "array", "items": OLLAMA_MODEL}}})}},

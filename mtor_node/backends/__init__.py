@@ -20,6 +20,7 @@ BACKENDS = {
     "transformers-vits": "mtor_node.backends.speak_vits:VitsSpeak",
     "transformers-vision": "mtor_node.backends.vision_transformers:TransformersVision",
     "diffusers": "mtor_node.backends.imagine_diffusers:DiffusersImagine",
+    "transformers-embed": "mtor_node.backends.embed_transformers:TransformersEmbed",
     "ollama": "mtor_node.backends.remote_ollama:OllamaRemote",
     "openai": "mtor_node.backends.remote_openai:OpenAIRemote",
     "a1111": "mtor_node.backends.remote_a1111:A1111Remote",

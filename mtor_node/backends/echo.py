@@ -37,4 +37,7 @@ class EchoBackend(Backend):
             return {"image_png": hashlib.sha256(intent.prompt.encode()).digest(), "units": units}
         if intent.kind == "transcribe":
             return {"text": f"{len(intent.audio)} bytes of audio", "units": units}
+        if intent.kind == "embed":  # 8 numbers per text from its hash: same text, same vector
+            return {"embeddings": [[b / 255 for b in hashlib.sha256(t.encode()).digest()[:8]] for t in intent.texts],
+                    "units": units}
         return {"audio_wav": intent.prompt.encode(), "units": units}

