@@ -94,8 +94,9 @@ def http_status(code: str) -> int:
     return STATUS_BY_CODE.get(code, 400)
 
 
-def submit(state: UiState, d: dict) -> "Ticket":  # noqa: F821 (mtor_node.broker.Ticket)
-    """Validate a decoded intent dict (bytes already bytes) and queue it; raises IntentError."""
+def submit(state: UiState, d: dict, local_only: bool = False) -> "Ticket":  # noqa: F821 (mtor_node.broker.Ticket)
+    """Validate a decoded intent dict (bytes already bytes) and queue it; raises IntentError.
+    `local_only`: this node's own worker only (the browser's voice, unless the user allowed the realm)."""
     n = state.node
     kind = d.get("kind") if isinstance(d, dict) and d.get("kind") in KINDS else "unknown"
     try:
@@ -104,7 +105,7 @@ def submit(state: UiState, d: dict) -> "Ticket":  # noqa: F821 (mtor_node.broker
         d.setdefault("timeout", n.config["queue.timeout_s"])
         # The node names every intent: a client-chosen id could collide with another user's and
         # overwrite that user's history row. Clients refer to it by the id in `accepted`/results.
-        return n.broker.submit(Intent.from_dict({k: v for k, v in d.items() if k != "id"}))
+        return n.broker.submit(Intent.from_dict({k: v for k, v in d.items() if k != "id"}), local_only=local_only)
     except IntentError:
         state.metrics.record(kind, "rejected")
         raise

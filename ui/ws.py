@@ -53,6 +53,7 @@ class Connection:
         self.utter_send: trio.MemorySendChannel | None = None
         self.wake_model: str | None = None
         self.wake_language: str | None = "en"
+        self.voice_remote = False  # privacy: the browser's voice is transcribed here unless the user allows the realm
 
     def push_nowait(self, msg: dict) -> bool:
         """For broadcasts: never wait on one slow page; it misses the message instead."""
@@ -102,7 +103,7 @@ class Connection:
                 raise IntentError("too_many", f"at most {MAX_INTENTS_PER_CONNECTION} intents at once per connection")
             d = intent_from_json(msg.get("intent"))
             d["user"] = self.user  # a page speaks for its own user only
-            ticket = submit(self.state, d)
+            ticket = submit(self.state, d, local_only=d.get("kind") == "transcribe" and not self.voice_remote)
         except IntentError as e:
             return await self.push({"type": "rejected", "ref": ref, "code": e.code, "message": e.message})
         self.intents[ticket.intent.id] = ticket
@@ -164,6 +165,8 @@ class Connection:
         self.wake_language = lang if isinstance(lang, str) and 2 <= len(lang) <= 8 else None
         self.wake = self.wake or WakeWord()
         self.segmenter = Segmenter()
+        if isinstance(msg.get("allow_remote"), bool):
+            self.voice_remote = msg["allow_remote"]
         if self.utter_send is None:
             self.utter_send, recv = trio.open_memory_channel(UTTERANCE_BACKLOG)
             self.nursery.start_soon(self._listen, recv)
@@ -201,6 +204,13 @@ class Connection:
         self.wake = WakeWord()
         await self.push(self.wake.snapshot())
 
+    async def on_voice_privacy(self, msg: dict) -> None:
+        """{"allow_remote": true}: the realm's peers may transcribe this page's voice (off by default)."""
+        if not isinstance(msg.get("allow_remote"), bool):
+            return await self.push({"type": "error", "code": "bad_request", "message": "allow_remote must be true or false"})
+        self.voice_remote = msg["allow_remote"]
+        await self.push({"type": "voice_privacy", "allow_remote": self.voice_remote})
+
     async def on_wake_silence(self, msg: dict) -> None:
         """The page heard nothing for a while (its timer): the state machine asks, then sleeps."""
         self.wake = self.wake or WakeWord()
@@ -227,9 +237,11 @@ class Connection:
                       "params": params, "timeout": 60.0}
             t0 = time.monotonic()
             try:
-                ticket = submit(self.state, intent)
+                ticket = submit(self.state, intent, local_only=not self.voice_remote)
             except IntentError as e:
-                await self.push({"type": "wake_error", "code": e.code, "message": e.message})
+                why = e.message + ("; your voice stays on this node unless you allow the realm to hear it"
+                                   if e.code == "no_model" and not self.voice_remote else "")
+                await self.push({"type": "wake_error", "code": e.code, "message": why})
                 continue
             final = None
             async with aclosing(follow(self.state, ticket)) as events:
@@ -256,6 +268,7 @@ HANDLERS = {
     "heard": Connection.on_heard,
     "wake_reset": Connection.on_wake_reset,
     "wake_silence": Connection.on_wake_silence,
+    "voice_privacy": Connection.on_voice_privacy,
     "wake_greet": Connection.on_wake_greet,
 }
 
