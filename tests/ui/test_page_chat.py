@@ -109,7 +109,26 @@ async def test_conversations_survive_a_reload_and_can_be_reworked(ui_node):
         page.wait_for_selector("#conv-list button:has-text('Renamed chat')")
         assert page.locator("#conv-list li").count() == 1
 
+        # the imagine gallery is kept too, with its prompt and cost; "remove" forgets a picture
+        page.click("#tab-imagine")
+        page.fill("#imagine-prompt", "a kept lighthouse")
+        page.select_option("#imagine-size", "64x64")
+        page.click("#imagine-send")
+        page.wait_for_selector("#gallery figure[data-id] img")
+        page.fill("#imagine-prompt", "a forgotten lighthouse")
+        page.click("#imagine-send")
+        page.wait_for_function("() => document.querySelectorAll('#gallery figure[data-id]').length === 2", polling=50)
+        page.locator("#gallery figure:has-text('a forgotten lighthouse') button.remove").click()
+        page.wait_for_function("() => document.querySelectorAll('#gallery figure').length === 1", polling=50)
+        page.reload()
+        page.wait_for_selector("#conn[data-state=open]")
+        page.wait_for_selector("#gallery figure[data-id] img", state="attached")
+        assert page.locator("#gallery figure").count() == 1
+        kept = page.locator("#gallery figure").inner_text()
+        assert "a kept lighthouse" in kept and "cost free" in kept
+
         # Back and Forward follow the tabs; the tab list answers the arrow keys
+        page.click("#tab-chat")
         page.click("#tab-grid")
         page.click("#tab-wallet")
         assert page.url.endswith("#wallet")
@@ -130,6 +149,7 @@ async def test_conversations_survive_a_reload_and_can_be_reworked(ui_node):
         await trio.to_thread.run_sync(lambda: with_browser(ui_node.http_url, scenario, downloads=True))
     chats = [h for h in ui_node.store.history(None, 50) if h["kind"] == "chat"]
     assert len(chats) == 5  # first, continue, regenerate, edited, second chat: each really asked
+    assert len([h for h in ui_node.store.history(None, 50) if h["kind"] == "imagine"]) == 2
 
 
 async def test_a_missing_model_says_what_to_do(tmp_path, monkeypatch):

@@ -4,7 +4,9 @@
 
 const DB = "mtor";
 const STORE = "conversations";
+const IMAGES = "images";
 const MAX_CONVERSATIONS = 500; // the oldest beyond this are dropped: bounded storage
+const MAX_IMAGES = 40;
 
 let dbPromise = null;
 const memory = new Map();
@@ -12,10 +14,11 @@ const memory = new Map();
 function openDb() {
   if (!("indexedDB" in window)) return Promise.resolve(null);
   dbPromise ||= new Promise((resolve) => {
-    const req = indexedDB.open(DB, 1);
-    req.onupgradeneeded = () => {
-      const store = req.result.createObjectStore(STORE, { keyPath: "id" });
-      store.createIndex("updated", "updated");
+    const req = indexedDB.open(DB, 2);
+    req.onupgradeneeded = () => { // v1: conversations; v2: the imagine gallery
+      const db = req.result;
+      if (!db.objectStoreNames.contains(STORE)) db.createObjectStore(STORE, { keyPath: "id" }).createIndex("updated", "updated");
+      if (!db.objectStoreNames.contains(IMAGES)) db.createObjectStore(IMAGES, { keyPath: "id" });
     };
     req.onsuccess = () => resolve(req.result);
     req.onerror = () => resolve(null);
@@ -24,10 +27,10 @@ function openDb() {
   return dbPromise;
 }
 
-function tx(db, mode, fn) {
+function tx(db, mode, fn, store = STORE) {
   return new Promise((resolve, reject) => {
-    const t = db.transaction(STORE, mode);
-    const out = fn(t.objectStore(STORE));
+    const t = db.transaction(store, mode);
+    const out = fn(t.objectStore(store));
     t.oncomplete = () => resolve(out && "result" in out ? out.result : undefined);
     t.onerror = () => reject(t.error);
     t.onabort = () => reject(t.error);
@@ -65,6 +68,29 @@ export async function deleteConversation(id) {
   const db = await openDb();
   if (!db) { memory.delete(id); return; }
   await tx(db, "readwrite", (s) => s.delete(id));
+}
+
+// ---- the imagine gallery: the last MAX_IMAGES pictures with their prompt, seed and cost ------
+const memoryImages = new Map();
+
+export async function listImages() {
+  const db = await openDb();
+  const all = db ? await tx(db, "readonly", (s) => s.getAll(), IMAGES) : [...memoryImages.values()];
+  return (all || []).sort((a, b) => b.at - a.at);
+}
+
+export async function saveImage(image) {
+  const db = await openDb();
+  if (!db) { memoryImages.set(image.id, image); return; }
+  await tx(db, "readwrite", (s) => s.put(image), IMAGES);
+  const all = await listImages();
+  if (all.length > MAX_IMAGES) await tx(db, "readwrite", (s) => { for (const i of all.slice(MAX_IMAGES)) s.delete(i.id); }, IMAGES);
+}
+
+export async function deleteImage(id) {
+  const db = await openDb();
+  if (!db) { memoryImages.delete(id); return; }
+  await tx(db, "readwrite", (s) => s.delete(id), IMAGES);
 }
 
 // ---- export ---------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 // Imagine: a prompt becomes a PNG in the gallery, each card with its prompt, seed, time and cost;
-// progress events drive the bar. A failed picture says why and what fixes it: no broken image.
+// progress events drive the bar. The gallery is kept in this browser (convstore.js, the last 40).
+// A failed picture says why and what fixes it: no broken image.
 
 import { showQueuePosition } from "./answers.js";
+import { deleteImage, listImages, saveImage } from "./convstore.js";
 import { errorNode, explain } from "./errors.js";
 import { $, el, seconds, tokens } from "./util.js";
 
-const MAX_CARDS = 60; // older pictures leave the page (their object URLs with them)
+const MAX_CARDS = 60; // older pictures leave the page
 
 export function initImagine(ctx) {
   const bar = $("#imagine-progress");
@@ -20,11 +22,36 @@ export function initImagine(ctx) {
   }
 
   function trim() {
-    while (gallery.children.length > MAX_CARDS) {
-      const img = gallery.lastElementChild.querySelector("img");
-      if (img && img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
-      gallery.lastElementChild.remove();
+    while (gallery.children.length > MAX_CARDS) gallery.lastElementChild.remove();
+    $("#gallery-empty").hidden = gallery.children.length > 0;
+  }
+
+  function card({ prompt, width, height, steps }, { append = false } = {}) {
+    const slot = el("div", { class: "placeholder", text: "queued…" });
+    const facts = el("div", { class: "facts" }, el("span", { text: `${width}×${height} · ${steps} steps` }));
+    const caption = el("figcaption", {}, el("span", { class: "prompt", text: prompt }), facts);
+    const fig = el("figure", { class: "pending", "aria-busy": "true" }, slot, caption);
+    if (append) gallery.append(fig); else gallery.prepend(fig);
+    trim();
+    return { fig, slot, facts, caption };
+  }
+
+  function showPicture(parts, rec) {
+    const img = el("img", { alt: rec.prompt, width: rec.width, height: rec.height });
+    img.src = `data:image/png;base64,${rec.png_b64}`;
+    parts.slot.replaceWith(img);
+    parts.fig.classList.remove("pending");
+    parts.fig.removeAttribute("aria-busy");
+    parts.fig.dataset.id = rec.id;
+    const f = parts.facts;
+    if (rec.seed !== undefined && rec.seed !== null) f.append(el("span", { class: "seed", text: `seed ${rec.seed}` }));
+    f.append(el("span", { text: seconds(rec.duration_ms) }), el("span", { class: "cost", text: `cost ${tokens(rec.cost ?? 0)}` }));
+    if (rec.seed !== undefined && rec.seed !== null) {
+      f.append(el("button", { type: "button", class: "reuse", text: "same seed", "aria-label": `use seed ${rec.seed} again`,
+        onclick: () => { $("#imagine-prompt").value = rec.prompt; $("#imagine-seed").value = rec.seed; $("#imagine-prompt").focus(); } }));
     }
+    f.append(el("button", { type: "button", class: "remove", text: "remove", "aria-label": `remove the picture of ${rec.prompt.slice(0, 40)}`,
+      onclick: async () => { parts.fig.remove(); trim(); await deleteImage(rec.id); } }));
   }
 
   function send(prompt = $("#imagine-prompt").value) {
@@ -37,38 +64,26 @@ export function initImagine(ctx) {
     const seedText = $("#imagine-seed").value.trim();
     const params = { width, height, steps };
     if (seedText && Number.isInteger(Number(seedText))) params.seed = Number(seedText);
-    const slot = el("div", { class: "placeholder", text: "queued…" });
-    const facts = el("div", { class: "facts" }, el("span", { text: `${width}×${height} · ${steps} steps` }));
-    const caption = el("figcaption", {}, el("span", { class: "prompt", text: prompt }), facts);
-    const fig = el("figure", { class: "pending", "aria-busy": "true" }, slot, caption);
-    gallery.prepend(fig);
-    $("#gallery-empty").hidden = true;
-    trim();
+    const parts = card({ prompt, width, height, steps });
     progress(0, "sending…");
     const job = ctx.socket.submit({ kind: "imagine", prompt, params }, {
-      queued: (ev) => { progress(0, `queued · position ${ev.position}`); slot.textContent = `queued · position ${ev.position}`; showQueuePosition(ev.position); },
-      started: () => { progress(0, "starting…"); slot.textContent = "painting…"; showQueuePosition(null); },
+      queued: (ev) => { progress(0, `queued · position ${ev.position}`); parts.slot.textContent = `queued · position ${ev.position}`; showQueuePosition(ev.position); },
+      started: () => { progress(0, "starting…"); parts.slot.textContent = "painting…"; showQueuePosition(null); },
       progress: (ev) => progress(ev.total ? ev.step / ev.total : 0, `step ${ev.step} of ${ev.total}`),
       result: (ev) => {
         progress(null);
-        const img = el("img", { alt: prompt, width: ev.width || width, height: ev.height || height });
-        img.src = `data:image/png;base64,${ev.image_png_b64}`;
-        slot.replaceWith(img);
-        fig.classList.remove("pending");
-        fig.removeAttribute("aria-busy");
-        if (ev.seed !== undefined) facts.append(el("span", { class: "seed", text: `seed ${ev.seed}` }));
-        facts.append(el("span", { text: seconds(ev.duration_ms) }), el("span", { class: "cost", text: `cost ${tokens(ev.cost ?? 0)}` }));
-        if (ev.seed !== undefined) {
-          facts.append(el("button", { type: "button", class: "reuse", text: "same seed", "aria-label": `use seed ${ev.seed} again`,
-            onclick: () => { $("#imagine-prompt").value = prompt; $("#imagine-seed").value = ev.seed; $("#imagine-prompt").focus(); } }));
-        }
+        const rec = { id: "i-" + Date.now().toString(36) + Math.random().toString(36).slice(2, 6), at: Date.now(), prompt,
+          width: ev.width || width, height: ev.height || height, steps: ev.steps || steps, seed: ev.seed ?? params.seed ?? null,
+          cost: ev.cost ?? 0, duration_ms: ev.duration_ms ?? null, png_b64: String(ev.image_png_b64 || "") };
+        showPicture(parts, rec);
+        saveImage(rec).catch((e) => ctx.notify(`could not keep the picture: ${e.message}`));
       },
       error: (ev) => {
         progress(null);
-        fig.classList.add("error");
-        fig.removeAttribute("aria-busy");
-        slot.textContent = ev.code === "cancelled" ? "stopped" : "no picture";
-        if (ev.code !== "cancelled") caption.append(errorNode(explain(ev, { kind: "imagine" })));
+        parts.fig.classList.add("error");
+        parts.fig.removeAttribute("aria-busy");
+        parts.slot.textContent = ev.code === "cancelled" ? "stopped" : "no picture";
+        if (ev.code !== "cancelled") parts.caption.append(errorNode(explain(ev, { kind: "imagine" })));
       },
     });
     ctx.track(job, "imagine");
@@ -77,5 +92,7 @@ export function initImagine(ctx) {
   $("#imagine-send").addEventListener("click", () => send());
   $("#imagine-prompt").addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.ctrlKey) { e.preventDefault(); send(); } });
   ctx.onSend("imagine", () => send());
+  listImages().then((images) => { for (const rec of images) showPicture(card(rec, { append: true }), rec); })
+    .catch(() => { /* an unreadable store: the gallery starts empty */ });
   return { send };
 }
