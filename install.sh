@@ -11,7 +11,7 @@ if [ "$dev" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   # chromium: the real browser for UI tests (Playwright cannot download its own here);
   # espeak-ng: speech fallback and test audio; iproute2/iptables: network-namespace tests.
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dovecot-imapd espeak-ng fonts-dejavu-core iproute2 iptables >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dovecot-imapd espeak-ng fonts-dejavu-core iproute2 iptables nodejs >/dev/null
 fi
 
 [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv

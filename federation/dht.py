@@ -43,6 +43,10 @@ def is_dht_key(key: bytes) -> bool:
     return isinstance(key, bytes) and len(key) == 34 and key[:2] == b"\x12\x20"
 
 
+REPROVIDE_S = 12 * 3600.0
+REPROVIDE_DEBOUNCE_S = 1.0
+REPROVIDE_MIN_GAP_S = 10.0  # new peers trigger a re-provide at most this often
+
 # The public rendezvous key of the `grid` realm (as edgevpn does).
 RENDEZVOUS_KEY = dht_key("mtor-node/grid/rendezvous/v1")
 
@@ -54,6 +58,8 @@ class RealmDHT:
         self.kad = KadDHT(host, DHTMode.SERVER, enable_random_walk=False, protocol_prefix=realm.dht_prefix)
         self._send, self._recv = trio.open_memory_channel[ID](1024)
         self.provided: set[str] = set()
+        self._caps: dict | None = None  # what provide_caps last announced, provided again below
+        self._peer_added = trio.Event()
 
     def on_connected(self, pid: ID) -> None:
         try:
@@ -66,13 +72,29 @@ class RealmDHT:
             try:
                 with trio.move_on_after(5):
                     await self.kad.add_peer(pid, skip_server_mode_check=True)
+                self._peer_added.set()
             except Exception:
                 log.debug("dht add_peer failed", exc_info=True)
+
+    async def _reprovider(self) -> None:
+        """Provide the capability keys again when new DHT peers arrived (the first provide at
+        start usually reaches nobody: the bootstrap connects later) and every REPROVIDE_S
+        (provider records expire on public servers: 24-48 h)."""
+        last = -REPROVIDE_S
+        while True:
+            with trio.move_on_after(REPROVIDE_S):
+                await self._peer_added.wait()
+            await trio.sleep(REPROVIDE_DEBOUNCE_S)  # let a burst of connections land first
+            self._peer_added = trio.Event()
+            if self._caps is not None and (trio.current_time() - last >= REPROVIDE_MIN_GAP_S or not self.provided):
+                last = trio.current_time()
+                await self.provide_caps(self._caps)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with background_trio_service(self.kad):
             async with trio.open_nursery() as n:
                 n.start_soon(self._adder)
+                n.start_soon(self._reprovider)
                 task_status.started()
                 await trio.sleep_forever()
 
@@ -81,6 +103,7 @@ class RealmDHT:
 
     async def provide_caps(self, caps: dict) -> None:
         """Announce provider records for every kind/model we serve (best effort, bounded)."""
+        self._caps = caps
         keys = [(k, m) for k, models in caps.get("models", {}).items() for m in models]
         with trio.move_on_after(10):
             for kind, model in keys:
