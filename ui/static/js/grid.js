@@ -81,12 +81,14 @@ export function initGrid(ctx) {
     const kindsOf = (p) => (Array.isArray(p.models) ? [] : Object.keys(p.models || {}));
     realmMap($("#realm-map"), [
       { id: self.peer_id || "self", label: "this node", self: true, models: (self.models || []).length, health: 100,
-        gpu: !!(self.hardware && self.hardware.gpus && self.hardware.gpus.length), kinds: [...new Set((self.models || []).map((m) => m.kind))],
+        gpu: !!(self.hardware && self.hardware.gpus && self.hardware.gpus.length),
+        vram: ((self.hardware && self.hardware.gpus) || []).reduce((n, g) => n + (Number.isFinite(g.vram_total) ? g.vram_total : 0), 0) || null, kinds: [...new Set((self.models || []).map((m) => m.kind))],
         detail: `this node ${self.peer_id || ""}` },
       ...peers.map((p) => {
         const id = p.peer_id || p.id || "?";
         const models = Array.isArray(p.models) ? p.models.length : Object.values(p.models || {}).flat().length;
-        return { id, label: short(id, 10), models, health: p.health, gpu: (p.gpus || []).length > 0, kinds: kindsOf(p),
+        const vram = (p.gpus || []).reduce((n, g) => n + (Number.isFinite(g.vram_total) ? g.vram_total : 0), 0);
+        return { id, label: short(id, 10), models, health: p.health, gpu: (p.gpus || []).length > 0, vram: vram || null, kinds: kindsOf(p),
           offline: p.connected === false || p.fresh === false,
           detail: `${id}\nhealth ${dash(p.health)} · RTT ${Number.isFinite(p.rtt_ms) ? Math.round(p.rtt_ms) + " ms" : "—"}` };
       }),

@@ -71,7 +71,10 @@ export function healthColour(h) {
   return `hsl(${hue} 70% 42%)`;
 }
 
-// nodes: [{id, label, self?, models: n, health, gpu: bool, kinds: [..], detail, offline?}]
+// GPU tier as ring width: up to 8 GiB, up to 24 GiB, more
+const gpuTier = (bytes) => (!Number.isFinite(bytes) ? 2 : bytes > 24 * 2 ** 30 ? 6 : bytes > 8 * 2 ** 30 ? 4 : 2);
+
+// nodes: [{id, label, self?, models: n, health, gpu: bool, vram: bytes, kinds: [..], detail, offline?}]
 export function realmMap(box, nodes, { W = widthOf(box, 640), H = 280 } = {}) {
   if (!nodes.length) { empty(box, W, H, "no nodes known"); return; }
   const cx = W / 2, cy = H / 2;
@@ -94,7 +97,7 @@ export function realmMap(box, nodes, { W = widthOf(box, 640), H = 280 } = {}) {
     const r = 12 + Math.min(14, (n.models || 0) * 3);
     const g = s("g", { class: "map-node", "data-peer": n.id },
       s("title", {}, n.detail || n.label),
-      n.gpu ? s("circle", { cx: x, cy: y, r: r + 4, fill: "none", stroke: "#ae3ec9", "stroke-width": 2 }) : null,
+      n.gpu ? s("circle", { cx: x, cy: y, r: r + 5, fill: "none", stroke: "#ae3ec9", "stroke-width": gpuTier(n.vram) }) : null,
       s("circle", { cx: x, cy: y, r, fill: healthColour(n.health), opacity: n.offline ? .4 : 1 }),
       s("text", { x, y: y + 4, "text-anchor": "middle", class: "map-in" }, n.self ? "you" : String(n.models || 0)),
       s("text", { x, y: y + r + 14, "text-anchor": "middle" }, n.label),
