@@ -68,6 +68,15 @@ async def test_every_tab_at_every_size_and_theme(tmp_path):
                             composer = page.locator("#chat-form").bounding_box()
                             if composer["y"] + composer["height"] < height * 0.8:
                                 problems.append(f"{where}: the composer is not docked at the bottom: {composer}")
+                        if (width, height) == (1280, 800) and not dark:  # keyboard: Tab from the top reaches it
+                            page.evaluate("document.activeElement && document.activeElement.blur()")
+                            target = MAIN_CONTROL[tab].split()[0]
+                            for presses in range(1, 80):
+                                page.keyboard.press("Tab")
+                                if page.evaluate("(sel) => document.activeElement === document.querySelector(sel)", target if tab != "grid" else "#peers, .table-wrap"):
+                                    break
+                            else:
+                                problems.append(f"{where}: Tab never reaches {target}")
                         page.evaluate("document.querySelector('main').scrollTop = 0")
                         page.screenshot(path=str(SHOTS / f"{tab}-{width}x{height}-{theme}.png"))
                         if (width, height) in AXE_SIZES:
