@@ -282,7 +282,7 @@ class Node:
 
     def _apply_hub_mode(self) -> None:
         mode = self.config["hub.offline"]
-        if mode == "true":
+        if mode == "true" or self.config["p2p.airgap"]:  # airgap: no hub calls at all
             os.environ["HF_HUB_OFFLINE"] = "1"
         elif mode == "false":
             os.environ.pop("HF_HUB_OFFLINE", None)

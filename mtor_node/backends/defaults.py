@@ -42,7 +42,7 @@ def availability(spec: ModelSpec) -> dict:
 
     if spec.backend not in BACKENDS:
         return {"available": False, "reason": f"unknown backend {spec.backend!r}"}
-    if spec.backend in ("ollama", "openai", "a1111"):
+    if spec.backend in ("ollama", "openai", "a1111", "anthropic"):
         return {"available": True, "reason": "remote: ask its health()"}
     if spec.backend == "espeak":
         exe = shutil.which(spec.source.removeprefix("path:")) if spec.source else (shutil.which("espeak-ng") or shutil.which("espeak"))
@@ -96,6 +96,7 @@ def _hub_cached(repo_id: str) -> dict:
     except Exception:  # noqa: BLE001 - not cached (several error types)
         pass
     if hub_offline():
-        return {"available": False, "reason": f"{repo_id} is not in the local model cache and the node is offline; "
-                                              "download it on a connected machine or point the registry at a local copy"}
+        from .sources import offline_message
+
+        return {"available": False, "reason": offline_message(repo_id)}
     return {"available": True, "reason": f"{repo_id} will be downloaded on first use"}

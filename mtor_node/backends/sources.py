@@ -56,11 +56,20 @@ def _hub_snapshot(repo_id: str, progress) -> Path:
     except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
         pass
     if hub_offline():
-        raise BackendError("unavailable", f"model {repo_id!r} is not in the local cache and the node is offline (HF_HUB_OFFLINE); "
-                           f"download it on a connected machine or point the registry at a local path")
+        raise BackendError("unavailable", offline_message(repo_id))
     if progress:
         progress(f"downloading {repo_id} from the hub", None)
     try:
         return Path(snapshot_download(repo_id))  # huggingface_hub prints per-file progress bars
     except Exception as e:  # network errors come in many types; the message is what matters
-        raise BackendError("unavailable", f"could not download {repo_id!r}: {e}") from e
+        why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise BackendError("unavailable", f"model {repo_id!r} could not be downloaded from the Hugging Face hub ({why}); "
+                           f"fix: `hf download {repo_id}` where the hub is reachable (then copy the hub cache here), "
+                           f"or set the model's source to a local folder") from e
+
+
+def offline_message(repo_id: str) -> str:
+    """Which model, why, and the command that fixes it."""
+    return (f"model {repo_id!r} is not in the local model cache and the node is offline (airgap or hub.offline); "
+            f"fix: run `hf download {repo_id}` on a connected machine and copy its hub cache (~/.cache/huggingface/hub) "
+            f"here, or set the model's source to a local folder")
