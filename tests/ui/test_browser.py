@@ -211,7 +211,8 @@ async def test_grid_of_a_two_peer_realm_and_the_wallet(tmp_path):
             page.wait_for_function("() => document.querySelectorAll('#ledger tbody tr').length === 1", polling=50)
             page.fill("#ledger-search", "no such entry")
             page.wait_for_selector("#ledger-count:has-text('0 of')")
-            assert page.locator("#ledger tbody tr").count() == 0
+            assert page.locator("#ledger tbody tr:not(.empty-row)").count() == 0
+            assert "No entry matches" in page.locator("#ledger tbody").inner_text()
             page.fill("#ledger-search", "")
             page.screenshot(path=str(SHOTS / "wallet.png"))
 

@@ -4,7 +4,7 @@
 
 import { api, sysopToken } from "./api.js";
 import { healthColour, lineChart, PALETTE, realmMap, sparkline } from "./svg.js";
-import { $, el, clear, dash, short, tokens } from "./util.js";
+import { $, el, clear, dash, emptyRow, short, tokens } from "./util.js";
 
 const REFRESH_MS = 3000;
 const POINTS = 120; // ~6 minutes of history at one point per refresh
@@ -97,6 +97,7 @@ export function initGrid(ctx) {
 
   function renderModels(models) {
     const body = clear($("#models tbody"));
+    if (!models.length) emptyRow(body, "This node serves no models itself (a broker only): its peers answer.");
     for (const m of models) {
       body.append(el("tr", {}, el("td", { text: m.name }), el("td", { text: m.kind }), el("td", { text: m.backend }),
         el("td", { text: m.status + (m.error ? `: ${m.error}` : "") }), el("td", { text: `${m.inflight}/${m.concurrency}` }),

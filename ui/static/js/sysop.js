@@ -3,7 +3,7 @@
 
 import { api, setSysopToken, sysopToken } from "./api.js";
 import { barChart } from "./charts.js";
-import { $, el, clear, short } from "./util.js";
+import { $, el, clear, emptyRow, short } from "./util.js";
 
 export function initSysop(ctx) {
   const msg = $("#sysop-msg");
@@ -25,6 +25,7 @@ export function initSysop(ctx) {
   async function refreshUsers() {
     const { users } = await api("/api/v1/users", { sysop: true });
     const body = clear($("#users tbody"));
+    if (!users.length) emptyRow(body, "No users yet: a browser or client that asks something appears here.");
     for (const u of users) {
       const banned = !!u.banned;
       body.append(el("tr", { dataset: { user: u.id } }, el("td", { class: "mono", text: u.id }), el("td", { text: u.nickname || "—" }),
@@ -37,6 +38,7 @@ export function initSysop(ctx) {
   async function refreshQueue() {
     const { queue } = await api("/api/v1/queue", { sysop: true }); // ids and users of others: the sysop only
     const body = clear($("#sysop-queue tbody"));
+    if (!queue.length) emptyRow(body, "The queue is empty: nothing waiting or running.");
     for (const q of queue) {
       body.append(el("tr", {}, el("td", { class: "mono", title: q.id, text: short(q.id, 8) }), el("td", { text: q.user }),
         el("td", { text: q.kind }), el("td", { text: q.state }), el("td", { text: q.position ?? "—" }),
@@ -59,7 +61,11 @@ export function initSysop(ctx) {
   }
 
   async function refresh() {
-    if (!sysopToken()) { say("enter the sysop token to manage this node"); return; }
+    if (!sysopToken()) {
+      say("Enter the sysop token to manage this node: it is in sysop.token in the node's data dir.");
+      for (const sel of ["#users tbody", "#sysop-queue tbody"]) emptyRow(clear($(sel)), "needs the sysop token");
+      return;
+    }
     refreshPrices().catch(() => {});
     try {
       await Promise.all([refreshUsers(), refreshQueue(), refreshStats()]);

@@ -60,3 +60,9 @@ export function clear(node) {
   while (node.firstChild) node.removeChild(node.firstChild);
   return node;
 }
+
+// A table with nothing to show says so in one full-width row (never headers alone).
+export function emptyRow(tbody, text) {
+  const cols = tbody.closest("table")?.querySelectorAll("thead th").length || 1;
+  tbody.append(el("tr", { class: "empty-row" }, el("td", { colspan: cols, class: "muted", text })));
+}

@@ -2,7 +2,7 @@
 
 import { api } from "./api.js";
 import { lineChart } from "./svg.js";
-import { $, el, clear, dash, short, tokens } from "./util.js";
+import { $, el, clear, dash, emptyRow, short, tokens } from "./util.js";
 
 const MAX_ROWS = 200;
 
@@ -26,6 +26,7 @@ export function initWallet(ctx) {
       body.append(el("tr", {}, el("td", { text: cells[0] }), el("td", { text: cells[1] }), el("td", { text: cells[2] }),
         el("td", { text: cells[3] }), el("td", { class: "mono", title: detail, text: short(detail, 24) })));
     }
+    if (!shown) emptyRow(body, q ? `No entry matches “${q}”.` : "No entries yet.");
     $("#ledger-count").textContent = q ? `${Math.min(shown, MAX_ROWS)} of ${entries.length} entries match` : `${entries.length} entries`;
   }
 
