@@ -34,25 +34,30 @@ class Accounts:
 
     # --- balances ---
     def balance(self) -> int:
-        row = self.db.execute("SELECT COALESCE(SUM(delta), 0) FROM ledger_entries WHERE author=?",
-                              (self.me,)).fetchone()
-        return int(row[0])
+        return self._balance(self.db)
 
     def held(self) -> int:
         self.expire_holds()
-        return int(self.db.execute("SELECT COALESCE(SUM(amount), 0) FROM ledger_holds").fetchone()[0])
+        return self._held(self.db)
 
     def available(self) -> int:
         return self.balance() - self.held()
 
     def owed(self) -> dict[bytes, int]:
         """Net amount we owe each peer on chain (negative: the peer owes us)."""
-        rows = self.db.execute(
-            """SELECT peer, SUM(CASE kind WHEN 'pay' THEN amount WHEN 'earn' THEN -amount
-                                  WHEN 'settle' THEN (CASE dir WHEN 'out' THEN -amount ELSE amount END)
-                                  ELSE 0 END)
-               FROM ledger_entries WHERE author=? AND peer IS NOT NULL GROUP BY peer""",
-            (self.me,)).fetchall()
+        signed = """CASE kind WHEN 'pay' THEN amount WHEN 'earn' THEN -amount
+                    WHEN 'settle' THEN (CASE dir WHEN 'out' THEN -amount ELSE amount END) ELSE 0 END"""
+        try:
+            rows = self.db.execute(f"SELECT peer, SUM({signed}) FROM ledger_entries WHERE author=? AND peer IS NOT NULL "
+                                   "GROUP BY peer", (self.me,)).fetchall()
+        except sqlite3.OperationalError as e:  # a ledger from before amounts were bounded (see _sum)
+            if "overflow" not in str(e):
+                raise
+            sums: dict[bytes, int] = {}
+            for peer, v in self.db.execute(f"SELECT peer, {signed} FROM ledger_entries WHERE author=? AND peer IS NOT NULL",
+                                           (self.me,)):
+                sums[peer] = sums.get(peer, 0) + int(v)
+            rows = list(sums.items())
         return {r[0]: int(r[1]) for r in rows if r[1]}
 
     # --- holds ---
@@ -92,6 +97,17 @@ class Accounts:
         with self.store.tx() as db:
             return db.execute("DELETE FROM ledger_holds WHERE job=?", (job,)).rowcount > 0
 
+    def check_supply(self, db: sqlite3.Connection, amount: int, what: str) -> None:
+        """No balance can pass the token's total supply: refuse the entry that would (nothing is
+        written, nothing lost)."""
+        from .encoding import MAX_AMOUNT
+        from .errors import PaymentError
+
+        bal = self._balance(db)
+        if bal + amount > MAX_AMOUNT:
+            raise PaymentError(f"{what} of {amount} micro-tokens refused: the balance ({bal}) would pass the "
+                               f"token's total supply of {MAX_AMOUNT} micro-tokens")
+
     def expire_holds(self) -> int:
         with self.store.tx() as db:
             return self._expire(db)
@@ -101,20 +117,17 @@ class Accounts:
         return db.execute("DELETE FROM ledger_holds WHERE expires < ?", (now_ms(),)).rowcount
 
     def _balance(self, db: sqlite3.Connection) -> int:
-        return int(db.execute("SELECT COALESCE(SUM(delta), 0) FROM ledger_entries WHERE author=?",
-                              (self.me,)).fetchone()[0])
+        return _sum(db, "SELECT {} FROM ledger_entries WHERE author=?", "delta", (self.me,))
 
     @staticmethod
     def _held(db: sqlite3.Connection) -> int:
-        return int(db.execute("SELECT COALESCE(SUM(amount), 0) FROM ledger_holds").fetchone()[0])
+        return _sum(db, "SELECT {} FROM ledger_holds", "amount")
 
     # --- worker side: credit extended to payers ---
     def outstanding(self, peer: bytes, include_unsettled: bool = False) -> int:
         """Work delivered to `peer` (receipts issued) and not yet paid; optionally plus what the
         peer owes us on chain after pay/earn (unsettled)."""
-        unpaid = int(self.db.execute(
-            "SELECT COALESCE(SUM(price), 0) FROM ledger_receipts WHERE requester=? AND paid=0",
-            (peer,)).fetchone()[0])
+        unpaid = _sum(self.db, "SELECT {} FROM ledger_receipts WHERE requester=? AND paid=0", "price", (peer,))
         if include_unsettled:
             unpaid += max(0, -self.owed().get(peer, 0))
         return unpaid
@@ -125,3 +138,15 @@ class Accounts:
         if out + amount > limit:
             raise CreditLimitExceeded(
                 f"peer owes {out} micro-tokens; a job of {amount} would exceed the credit limit {limit}")
+
+
+def _sum(db: sqlite3.Connection, sql: str, column: str, args: tuple = ()) -> int:
+    """SUM(column) as a Python int. New amounts are bounded by the token's supply (MAX_AMOUNT),
+    but a ledger written before that bound may hold rows whose SQLite SUM overflows 2**63: those
+    are summed in Python instead of failing every balance, status and metrics call."""
+    try:
+        return int(db.execute(sql.format(f"COALESCE(SUM({column}), 0)"), args).fetchone()[0])
+    except sqlite3.OperationalError as e:
+        if "overflow" not in str(e):
+            raise
+        return sum(int(r[0] or 0) for r in db.execute(sql.format(column), args))

@@ -15,6 +15,9 @@ import msgpack
 from .errors import DecodeError
 
 MAX_INT = 2**63 - 1  # amounts, seqs and times fit SQLite's INTEGER
+# The $9000 token's total supply in micro-tokens (1,000,000,000 tokens x 10**6): no amount, and
+# no balance, can be larger. Bounding every amount by it keeps every SQLite SUM far from 2**63.
+MAX_AMOUNT = 10**15
 MAX_DEPTH = 6
 
 

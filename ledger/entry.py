@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import msgpack
 
-from .encoding import MAX_INT, _sorted, check_dict, get_bytes, get_int, get_str, unpack
+from .encoding import MAX_AMOUNT, MAX_INT, _sorted, check_dict, get_bytes, get_int, get_str, unpack
 from .errors import BadSignature, DecodeError
 from .grants import GrantVoucher
 from .keys import DOMAIN_ENTRY, Signer, address, verify_sig
@@ -53,7 +53,7 @@ def _grant(b: Any, author: bytes) -> dict:
 
 def _deposit(b: Any, author: bytes) -> dict:
     check_dict(b, "body", {"amount", "tx", "mint", "slot"})
-    get_int(b, "amount", "body", 1)
+    get_int(b, "amount", "body", 1, MAX_AMOUNT)
     get_str(b, "tx", "body", 100, 1)
     get_str(b, "mint", "body", 64, 1)
     get_int(b, "slot", "body")
@@ -64,7 +64,7 @@ def _pay(b: Any, author: bytes) -> dict:
     check_dict(b, "body", {"job", "to", "amount", "receipt"})
     job = get_str(b, "job", "body", MAX_JOB_ID, 1)
     to = get_bytes(b, "to", "body", 32)
-    amount = get_int(b, "amount", "body")
+    amount = get_int(b, "amount", "body", 0, MAX_AMOUNT)
     r = Receipt.from_dict(b["receipt"], "body.receipt")
     if r.job != job:
         raise DecodeError("body.receipt.job", "does not match body.job")
@@ -84,7 +84,7 @@ def _earn(b: Any, author: bytes) -> dict:
     get_str(b, "job", "body", MAX_JOB_ID, 1)
     if get_bytes(b, "from", "body", 32) == author:
         raise DecodeError("body.from", "cannot earn from oneself")
-    get_int(b, "amount", "body")
+    get_int(b, "amount", "body", 0, MAX_AMOUNT)
     get_bytes(b, "pay", "body", 32)
     get_int(b, "pay_seq", "body")
     return b
@@ -107,7 +107,7 @@ def _settle(b: Any, author: bytes) -> dict:
     check_dict(b, "body", {"peer", "amount", "dir", "tx", "mint", "slot"})
     if get_bytes(b, "peer", "body", 32) == author:
         raise DecodeError("body.peer", "cannot settle with oneself")
-    get_int(b, "amount", "body", 1)
+    get_int(b, "amount", "body", 1, MAX_AMOUNT)
     if get_str(b, "dir", "body", 3) not in ("out", "in"):
         raise DecodeError("body.dir", "must be 'out' or 'in'")
     get_str(b, "tx", "body", 100, 1)

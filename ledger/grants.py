@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .encoding import canonical, check_dict, get_bytes, get_int, get_str
+from .encoding import MAX_AMOUNT, canonical, check_dict, get_bytes, get_int, get_str
 from .errors import BadSignature, DecodeError
 from .keys import DOMAIN_GRANT, Signer, verify_sig
 
@@ -52,7 +52,7 @@ class GrantVoucher:
         return cls(
             realm=get_str(d, "realm", path, 64, 1),
             to=get_bytes(d, "to", path, 32),
-            amount=get_int(d, "amount", path, 1),
+            amount=get_int(d, "amount", path, 1, MAX_AMOUNT),
             id=get_str(d, "id", path, 128, 1),
             authority=get_bytes(d, "authority", path, 32),
             sig=get_bytes(d, "sig", path, 64),
@@ -61,8 +61,8 @@ class GrantVoucher:
 
 def issue_grant(authority_seed: bytes, realm: str, to: bytes, amount: int, grant_id: str) -> GrantVoucher:
     """Sysop side: sign a voucher crediting `amount` micro-tokens to member `to`."""
-    if type(amount) is not int or amount <= 0:
-        raise ValueError("amount must be a positive integer of micro-tokens")
+    if type(amount) is not int or not 0 < amount <= MAX_AMOUNT:
+        raise ValueError(f"amount must be an integer of 1..{MAX_AMOUNT} micro-tokens (the token's total supply)")
     signer = Signer(authority_seed)
     v = GrantVoucher(realm=realm, to=to, amount=amount, id=grant_id, authority=signer.pubkey)
     return replace(v, sig=signer.sign(DOMAIN_GRANT, canonical(v.unsigned_dict())))

@@ -108,6 +108,7 @@ class Ledger:
             if db.execute("SELECT 1 FROM ledger_grants WHERE authority=? AND id=?",
                           (v.authority, v.id)).fetchone():
                 raise ReplayError(f"grant {v.id!r} was already credited")
+            self.accounts.check_supply(db, v.amount, f"grant {v.id!r}")
             e = self.store.append(GRANT, {"voucher": v.to_dict()})
             db.execute("INSERT INTO ledger_grants VALUES(?,?,?)", (v.authority, v.id, e.seq))
         return e
@@ -115,7 +116,9 @@ class Ledger:
     def record_deposit(self, amount: int, tx: str, mint: str, slot: int) -> Entry:
         """Record an on-chain deposit (tokens that back our credit). Once per transaction
         (ReplayError otherwise). Not checked on chain here: the caller checks the transaction."""
-        return self.store.append(DEPOSIT, {"amount": amount, "tx": tx, "mint": mint, "slot": slot})
+        with self.store.tx() as db:
+            self.accounts.check_supply(db, amount, f"deposit {tx}")
+            return self.store.append(DEPOSIT, {"amount": amount, "tx": tx, "mint": mint, "slot": slot})
 
     # --- entries of others, fraud ---
     def observe(self, entry: Entry | dict[str, Any] | bytes) -> Entry:

@@ -122,6 +122,7 @@ def _record_earn(store: ChainStore, e: Entry, r: Receipt) -> Entry:
             raise PaymentError(f"entry {e.ref}: quotes a receipt we did not issue for job {r.job!r}")
         if row[1] or store.find_job(store.me, EARN, r.job) is not None:
             raise AlreadyPaid(f"job {r.job!r} was already earned (replayed pay {e.ref})")
+        Accounts(store).check_supply(db, body["amount"], f"earn for job {r.job!r}")
         check_foreign(store, e)
         store.put_foreign(e)
         db.execute("UPDATE ledger_receipts SET paid=1 WHERE job=?", (r.job,))

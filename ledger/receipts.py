@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .encoding import canonical, check_dict, get_bytes, get_int, get_str, unpack
+from .encoding import MAX_AMOUNT, canonical, check_dict, get_bytes, get_int, get_str, unpack
 from .errors import BadSignature, DecodeError
 from .keys import DOMAIN_RECEIPT, Signer, verify_sig
 
@@ -78,7 +78,7 @@ class Receipt:
             kind=get_str(d, "kind", path, 32, 1),
             model=get_str(d, "model", path, 256),
             units=get_int(d, "units", path),
-            price=get_int(d, "price", path),
+            price=get_int(d, "price", path, 0, MAX_AMOUNT),
             result=get_bytes(d, "result", path, 32),
             time=get_int(d, "time", path),
             sig=get_bytes(d, "sig", path, 64),

@@ -192,8 +192,11 @@ def issue(node, to_address: str, amount: int, grant_id: str | None = None):
         raise WalletError("not_authority",
                           f"this node ({led.address}) is not the authority of realm {led.realm!r} "
                           f"(the authority is {auth}); only the authority's node can grant credits", 403)
-    if type(amount) is not int or amount <= 0 or amount >= 2**63:
-        raise WalletError("bad_amount", "amount must be a positive integer of micro-tokens (1 $9000 = 1000000)")
+    from ledger.encoding import MAX_AMOUNT
+
+    if type(amount) is not int or not 0 < amount <= MAX_AMOUNT:
+        raise WalletError("bad_amount", f"amount must be an integer of 1..{MAX_AMOUNT} micro-tokens (the $9000 "
+                                        f"supply; 1 $9000 = 1000000)")
     try:
         to = to_pubkey(to_address)
     except DecodeError:
