@@ -73,3 +73,20 @@ async def test_cancel_returns_at_once_mid_generation(backend):
             await got_chunk.wait()
             n.cancel_scope.cancel()  # 4000 tokens would take far longer than the bound above
     assert not outer.cancelled_caught
+
+
+def test_conversion_leftovers_of_dead_processes_are_removed(tmp_path):
+    """A crash or Ctrl-C mid-conversion leaves a temporary checkpoint; the next conversion removes it
+    (and leaves one that a running process is still writing)."""
+    import os
+
+    from mtor_node.backends.chat_transformers import _remove_leftovers
+
+    dead = tmp_path / ".SmolLM2-abc.tmp-999999999"
+    busy = tmp_path / f".SmolLM2-abc.tmp-{os.getppid()}"
+    keep = tmp_path / "SmolLM2-abc"
+    for d in (dead, busy, keep):
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(b"x" * 100)
+    _remove_leftovers(tmp_path)
+    assert not dead.exists() and busy.exists() and keep.exists()

@@ -27,6 +27,7 @@ def convert_gguf(gguf: Path, cache_dir: Path, progress) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     progress(f"converting {gguf.name} into a checkpoint (once; later starts load it directly)", 0.0)
+    _remove_leftovers(cache_dir)
     tmp = cache_dir / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -41,6 +42,21 @@ def convert_gguf(gguf: Path, cache_dir: Path, progress) -> Path:
     os.replace(tmp, out)  # atomic: a crash mid-conversion leaves no half checkpoint behind
     progress("conversion done", 1.0)
     return out
+
+
+def _remove_leftovers(cache_dir: Path) -> None:
+    """Temporary checkpoints of conversions whose process is gone (a crash, a Ctrl-C mid-write)."""
+    for tmp in cache_dir.glob(".*.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+                continue  # still converting in another process
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class _Streamer:
