@@ -94,9 +94,17 @@ def tiny_chat_model(tmp_path_factory) -> Path:
 
 
 def write_config(data_dir: Path, models: dict[str, dict], **sections) -> None:
-    """Write mtor.toml with the given [section] keys and [models.NAME] tables."""
+    """Write mtor.toml with the given [section] keys and [models.NAME] tables.
+
+    Tests run free unless they price: every kind a test does not price is 0 (the grid realm's
+    default price table applies only with prices={"realm_default": True, ...})."""
+    from federation.kinds import KIND_NAMES
     from mtor_node.config import _toml_value
 
+    prices = dict(sections.get("prices") or {})
+    if not prices.pop("realm_default", False):
+        prices = {**{k: 0 for k in KIND_NAMES}, **prices}
+    sections = {**sections, "prices": prices}
     lines = []
     for section, keys in sections.items():
         lines.append(f"[{section}]")
