@@ -16,7 +16,7 @@ from .intents import Intent
 log = logging.getLogger("mtor.models")
 
 RETRY_FAILED_AFTER_S = 30.0
-REMOTE_BACKENDS = ("ollama", "openai", "a1111")
+REMOTE_BACKENDS = ("ollama", "openai", "a1111", "anthropic")
 
 
 @dataclass

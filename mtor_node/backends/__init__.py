@@ -24,6 +24,7 @@ BACKENDS = {
     "ollama": "mtor_node.backends.remote_ollama:OllamaRemote",
     "openai": "mtor_node.backends.remote_openai:OpenAIRemote",
     "a1111": "mtor_node.backends.remote_a1111:A1111Remote",
+    "anthropic": "mtor_node.backends.remote_anthropic:AnthropicRemote",
 }
 
 

@@ -228,3 +228,80 @@ def png_size(data: bytes) -> tuple[int, int]:
     from PIL import Image
 
     return Image.open(io.BytesIO(data)).size
+
+
+# ---------------------------------------------------------------- Anthropic Messages API
+
+
+def anthropic_app(models=("claude-test",), api_key: str = "sk-ant-test", rate_limited: int = 0, retry_after: str = "1"):
+    """Anthropic's documented wire format: x-api-key + anthropic-version headers, SSE events
+    message_start, content_block_start, ping, content_block_delta, content_block_stop, message_delta,
+    message_stop; errors {"type": "error", "error": {"type", "message"}}; 429 with retry-after.
+    `rate_limited`: the first N message requests are answered 429."""
+    app = QuartTrio("fake-anthropic")
+    app.requests = []
+    app.rate_limited = rate_limited
+
+    def error(status: int, kind: str, message: str, headers=None):
+        return {"type": "error", "error": {"type": kind, "message": message}}, status, headers or {}
+
+    def denied():
+        key = request.headers.get("x-api-key")
+        if not key:
+            return error(401, "authentication_error", "x-api-key header is required")
+        if key != api_key:
+            return error(401, "authentication_error", "invalid x-api-key")
+        if not request.headers.get("anthropic-version"):
+            return error(400, "invalid_request_error", "anthropic-version: header is required")
+        return None
+
+    @app.get("/v1/models")
+    async def list_models():
+        return denied() or {"data": [{"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"}
+                                     for m in models], "has_more": False, "first_id": models[0], "last_id": models[-1]}
+
+    @app.post("/v1/messages")
+    async def messages():
+        body = await request.get_json()
+        app.requests.append({"body": body, "at": trio.current_time(),
+                             "headers": {k.lower(): v for k, v in request.headers.items()}})
+        if err := denied():
+            return err
+        if body.get("model") not in models:
+            return error(404, "not_found_error", f"model: {body.get('model')}")
+        if app.rate_limited > 0:
+            app.rate_limited -= 1
+            return error(429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit",
+                         {"retry-after": retry_after})
+        content = body["messages"][-1]["content"]
+        if isinstance(content, list):
+            img = next(b for b in content if b["type"] == "image")
+            words = ["An", " image", f" of {len(base64.b64decode(img['source']['data']))} bytes",
+                     f" ({img['source']['media_type']})"]
+        else:
+            words = ["Hello", " from", " Claude"]
+        limit = body["max_tokens"]
+        stop = "max_tokens" if len(words) > limit else "end_turn"
+        words = words[:limit]
+
+        async def stream():
+            def event(name, obj):
+                return f"event: {name}\ndata: {json.dumps(obj)}\n\n".encode()
+            yield event("message_start", {"type": "message_start", "message": {
+                "id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": body["model"],
+                "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 21, "output_tokens": 1}}})
+            yield event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+            yield event("ping", {"type": "ping"})
+            for w in words:
+                yield event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}})
+            if content == "overload midway":
+                yield event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+                return
+            yield event("content_block_stop", {"type": "content_block_stop", "index": 0})
+            yield event("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+                                          "usage": {"output_tokens": len(words)}})
+            yield event("message_stop", {"type": "message_stop"})
+
+        return stream(), 200, {"Content-Type": "text/event-stream"}
+
+    return app

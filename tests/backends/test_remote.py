@@ -160,7 +160,7 @@ async def test_openai_imagine_and_errors():
     async with serve(app) as url:
         img = await remote("openai", "imagine", url, model="dall-e-3")
         result, _ = await run_intent(img, Intent(kind="imagine", prompt="a fox", params={"width": 256, "height": 128, "steps": 20}))
-        assert png_size(result["image_png"]) == (256, 128) and result["units"] == 125
+        assert png_size(result["image_png"]) == (256, 128) and result["units"] == 256 * 128 * 20  # pixel-steps (federation/kinds.py)
         assert app.requests[-1]["size"] == "256x128" and app.requests[-1]["response_format"] == "b64_json"
         with pytest.raises(BackendError) as e:
             await run_intent(await remote("openai", "imagine", url, model="nope"), Intent(kind="imagine", prompt="x"))
