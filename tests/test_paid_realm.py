@@ -26,9 +26,10 @@ async def start_realm(stack, tmp_path, workers, broker_grant=GRANT):
     broker = await stack.enter_async_context(running_node(
         tmp_path / "broker", {}, p2p={"enabled": True, "peers": [first_addr]}, node={"roles": ["broker"]},
         ledger={"dev_grant": broker_grant}))
-    with trio.fail_after(30):  # every worker's offer has reached the broker
+    with trio.fail_after(30):  # every worker's offer has reached the broker, and it may dial them (PEX: issue 12 #4)
         while True:
-            seen = {p["peer_id"]: p for p in broker.federation.peers.snapshot() if p["fresh"] and p["models"].get("chat")}
+            seen = {p["peer_id"]: p for p in broker.federation.peers.snapshot()
+                    if p["fresh"] and p["models"].get("chat") and (p["trusted"] or p["connected"])}
             if all(w.peer_id in seen for w in nodes):
                 break
             await trio.sleep(0.05)
