@@ -50,6 +50,9 @@ async def test_every_tab_at_every_size_and_theme(tmp_path):
                         over = horizontal_overflow(page)
                         if over > 0:
                             problems.append(f"{where}: scrolls sideways by {over}px")
+                        tabs_over = page.evaluate("() => { const t = document.querySelector('.tabs'); return t.scrollWidth - t.clientWidth; }")
+                        if tabs_over > 0:
+                            problems.append(f"{where}: the tab bar hides {tabs_over}px of tabs")
                         control = page.locator(MAIN_CONTROL[tab])
                         control.scroll_into_view_if_needed()
                         box = control.bounding_box()
