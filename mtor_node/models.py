@@ -203,13 +203,28 @@ class ModelManager:
                 pass  # recorded in the model's state; the node keeps running
 
     async def unload_idle(self, period: float = 5.0) -> None:
-        while True:
-            await trio.sleep(period)
-            now = time.monotonic()
-            for s in self.states.values():
-                idle = s.spec.idle_unload_s
-                if idle and s.status == "ready" and s.inflight == 0 and now - s.last_used > idle:
-                    async with s.lock:
-                        backend, s.backend, s.status = s.backend, None, "unloaded"
-                        await trio.to_thread.run_sync(backend.unload_sync)
-                        log.info("model %s unloaded after %.0f s idle", s.spec.name, idle)
+        """Unload models idle longer than their idle_unload_s; when the node stops (this task is
+        cancelled), unload every model, so engine processes end with the node even in-process."""
+        try:
+            while True:
+                await trio.sleep(period)
+                now = time.monotonic()
+                for s in self.states.values():
+                    idle = s.spec.idle_unload_s
+                    if idle and s.status == "ready" and s.inflight == 0 and now - s.last_used > idle:
+                        async with s.lock:
+                            backend, s.backend, s.status = s.backend, None, "unloaded"
+                            await trio.to_thread.run_sync(backend.unload_sync)
+                            log.info("model %s unloaded after %.0f s idle", s.spec.name, idle)
+        finally:
+            self.unload_all()
+
+    def unload_all(self) -> None:
+        for s in self.states.values():
+            backend, s.backend = s.backend, None
+            if backend is not None and s.status == "ready":
+                s.status = "unloaded"
+                try:
+                    backend.unload_sync()
+                except Exception:  # noqa: BLE001 - stopping: log and go on with the others
+                    log.exception("model %s did not unload cleanly", s.spec.name)

@@ -45,3 +45,18 @@ async def test_loading_and_unavailable_models_are_not_announced(tmp_path, monkey
         backend = mm.states["smol"].backend
         if backend:
             backend.unload_sync()
+
+
+async def test_an_in_process_node_stops_its_engine(tmp_path):
+    """A node stopped inside a longer-lived process (tests, embedding) still ends its engine process."""
+    from tests.conftest import running_node
+
+    models = {"smol": {"kind": "chat", "backend": "llamacpp-chat", "source": SMOLLM, "default": True, "preload": True,
+                       "options": {"engine": "xllamacpp"}}}
+    async with running_node(tmp_path / "n", models) as node:
+        with trio.fail_after(120):
+            while node.models.states["smol"].status != "ready":
+                await trio.sleep(0.05)
+        proc = node.models.states["smol"].backend.server.proc
+        assert proc.poll() is None
+    assert proc.poll() is not None, "the engine outlived its node"
