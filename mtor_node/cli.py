@@ -177,6 +177,14 @@ def cmd_status(args) -> int:
         from .commands.ledger import fmt_amount  # exact decimal, never float, for money
 
         print(f"wallet:          {fmt_amount(wallet['balance'])}; available {fmt_amount(wallet['available'])}")
+    ch = st.get("charges")
+    if ch:
+        from .commands.ledger import fmt_amount
+
+        parts = [f"{k} {fmt_amount(c['price'])} {c['price_unit']}" + (f" + {fmt_amount(c['request'])}/request" if c.get("request") else "")
+                 for k, c in ch["kinds"].items()]
+        peak = f"; peaking at surge >= {ch['peaking']}" if ch.get("peaking") else ""
+        print(f"charges:         {'; '.join(parts)} (x surge {ch['surge']}{peak})")
     q = st.get("queue") or {}
     if q:
         print(f"queue:           {q['waiting']} waiting, {q['inflight']} running (max {q['max_size']})")

@@ -89,6 +89,7 @@ KEYS: list[Key] = [
     Key("http", "max_connections", 1024, "HTTP/WebSocket connections open at once; more are answered 503 and closed", _int(1, 1_000_000)),
     Key("http", "keep_alive_s", 5.0, "an idle connection (or one whose request headers are not complete) is closed after this", _float(0.1, 3600)),
     Key("http", "body_timeout_s", 120.0, "a request body must arrive whole within this", _float(0.1, 86_400)),
+    Key("http", "write_timeout_s", 60.0, "a client that reads nothing of an answer for this long is disconnected", _float(0.1, 86_400)),
     Key("p2p", "enabled", True, "join a realm over libp2p (false: a standalone node)", _bool),
     Key("p2p", "port", 9001, "libp2p TCP port; 0 takes any free port", _int(0, 65535)),
     Key("p2p", "host", "0.0.0.0", "address libp2p listens on", _str()),
@@ -129,7 +130,8 @@ KEYS: list[Key] = [
     Key("ledger", "anchor_every_entries", 1000, "anchor after this many new entries", _int(1, 10**9)),
     Key("ledger", "anchor_every_s", 600, "or after this many seconds with new entries", _int(10, 10**9)),
     # one price per kind of the registry (federation/kinds.py), micro-tokens per its price unit
-    *(Key("prices", k.name, 0, f"base price, micro-tokens {k.price_unit} (0: free)", _int(0, 10**12))
+    *(Key("prices", k.name, -1, f"base price, micro-tokens {k.price_unit} (0: free; -1: the realm's default: "
+          f"{k.default_price} in the public grid realm, 0 in private realms)", _int(-1, 10**12))
       for k in _KINDS.values()),
     Key("prices", "peaking", 0.0, "take work only while this worker's surge is at least this (0: always)", _float(0, 10)),
     Key("queue", "max_size", 1000, "intents waiting at most; more are answered \"queue full\"", _int(1, 1_000_000)),

@@ -20,7 +20,7 @@ import trio
 
 from federation import Federation, market
 from federation.intent_protocol import IntentFailed
-from federation.kinds import KIND_NAMES, KINDS
+from federation.kinds import KIND_NAMES, KINDS, default_prices
 from federation.messages import MessageFailed, Messenger
 from federation.pricing import PriceTable, SurgeMeter, accepts_work, estimate_units
 from federation.realm import Realm, parse_secret, public_realm
@@ -37,6 +37,22 @@ log = logging.getLogger("mtor.network")
 ANNOUNCE_REFRESH_S = 2.0  # queue depth, surge and model states change: re-offer this often (sent only on change)
 MAX_ATTEMPTS = 3  # workers tried per intent before the broker gives up
 PAY_RETRIES = 6  # back-off 1, 2, 4 ... 32 s: a worker that restarts has time to come back
+
+
+def price_table(cfg, realm: Realm | None = None) -> PriceTable:
+    """The worker's prices from [prices]: a key at -1 (the default) takes the realm's default,
+    the kind registry's default price table in the public grid realm (so a GPU earns out of the
+    box; docs/economy.md) and 0 (free) in a private realm, which may run with no token at all."""
+    grid = cfg["p2p.realm"] == "grid" and not cfg["p2p.realm_secret"]
+    defaults = default_prices() if grid else {}
+    out = {}
+    for name in KIND_NAMES:
+        v = cfg[f"prices.{name}"]
+        if v == -1:
+            out.update({k: p for k, p in defaults.items() if k.partition(".")[0] == name})
+        elif v:
+            out[name] = v
+    return PriceTable(out)
 
 
 def realm_from_config(cfg) -> Realm:
@@ -71,8 +87,7 @@ class Network:
             dns_servers=cfg["p2p.dns_servers"],
         )
         self.hardware: dict = {"gpus": [], "cpu": {"cores": 0, "ram": 0}}
-        self.prices = PriceTable({k: cfg[f"prices.{k}"] for k in KIND_NAMES
-                                  if cfg[f"prices.{k}"]}).with_overrides(node.price_overrides)
+        self.prices = price_table(cfg, self.realm).with_overrides(node.price_overrides)
         self.peaking = cfg["prices.peaking"] or None
         self.surge = SurgeMeter()
         self.rng = random.Random()
@@ -105,6 +120,16 @@ class Network:
                 await trio.sleep(ANNOUNCE_REFRESH_S)
                 self.hardware = await trio.to_thread.run_sync(hardware.refresh, self.hardware)  # free VRAM moves
                 self._offer()
+
+    def charges(self) -> dict:
+        """What this node's worker charges, for `status` and the Grid tab: per kind the base price,
+        its unit, the request price, and the surge and peaking threshold applied on top."""
+        kinds = {}
+        for name, k in KINDS.items():
+            kinds[name] = {"price": self.prices.base(name), "per": k.per, "unit": k.unit, "price_unit": k.price_unit,
+                           **({"request": self.prices.fixed(name)} if k.default_request_price else {})}
+        return {"kinds": kinds, "overrides": {k: v for k, v in self.prices.prices.items() if "@" in k},
+                "surge": self.surge.value(), "peaking": self.peaking, "settlement": self.settler.status()}
 
     def set_prices(self, table: PriceTable, peaking: float | None) -> None:
         self.prices, self.peaking = table, peaking

@@ -153,6 +153,7 @@ class Node:
             "reachability": self.federation.reachability() if self.federation else None,
             "hardware": self.network.hardware if self.network else None,
             "wallet": self.wallet(),
+            "charges": self.network.charges() if self.network and "worker" in self.roles else None,
             "uptime_s": round(time.time() - self.started_at, 1),
             "models": self.models.snapshot() if self.models else [],
             "queue": {"waiting": len(b.queue), "inflight": b.inflight, "max_size": b.queue.max_size,

@@ -142,3 +142,26 @@ async def test_a_price_that_moved_above_the_quote_fails_over_and_is_never_paid(t
         fair.network.surge.value = lambda now=None: 10.0
         final = await run(broker, intent)
         assert final["type"] == "result" and final["cost"] == PriceTable({"chat": 1000}).price("chat", 1, 10.0)
+
+
+async def test_grid_workers_charge_the_default_table_and_private_realms_are_free(tmp_path):
+    from federation.kinds import default_prices
+
+    async with AsyncExitStack() as stack:
+        grid = await stack.enter_async_context(running_node(
+            tmp_path / "g", ECHO_ALL, p2p={"enabled": True}, node={"roles": ["worker"]},
+            prices={"realm_default": True, "speak": 0}))  # overridable, 0 still possible
+        lab = await stack.enter_async_context(running_node(
+            tmp_path / "l", ECHO_ALL, p2p={"enabled": True, "realm": "lab"}, node={"roles": ["worker"]},
+            prices={"realm_default": True}))
+        want = {k: v for k, v in default_prices().items() if not k.startswith("speak")}
+        assert grid.network.prices.prices == want
+        assert lab.network.prices.prices == {}
+        st = grid.status()["charges"]
+        assert st["kinds"]["imagine"] == {"price": 20_000, "per": 512 * 512 * 20, "unit": KINDS["imagine"].unit,
+                                          "price_unit": "per 512x512 image at 20 steps"}
+        assert st["kinds"]["vision"]["request"] == 2_000 and st["kinds"]["speak"]["price"] == 0
+        assert st["settlement"]["on"] is True and lab.status()["charges"]["settlement"]["on"] is False
+        import httpx
+        async with httpx.AsyncClient(base_url=grid.http_url) as c:
+            assert (await c.get("/api/v1/status")).json()["charges"]["kinds"]["chat"]["price"] == 1_000
