@@ -18,7 +18,7 @@ from libp2p.peer.id import ID
 
 from .budget import OverBudget, PeerBudget
 from .host import set_safe_handler
-from .wire import FrameError, StreamClosed, read_frame_bytes, unpack, write_frame
+from .wire import SMALL_FRAME, FrameError, StreamClosed, read_frame_bytes, unpack, write_frame
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,8 @@ class Messenger:
                 try:
                     frame = unpack(raw, MAX_MESSAGE)
                 finally:
-                    self.budget.release(peer, len(raw))
+                    if len(raw) > SMALL_FRAME:
+                        self.budget.release(peer, len(raw))
             except (FrameError, StreamClosed, trio.TooSlowError) as e:
                 self.stats["bad"] += 1
                 log.info("msg: bad request from %s: %r", peer, e)

@@ -21,6 +21,9 @@ import msgpack
 import trio
 
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+SMALL_FRAME = 64 * 1024  # frames up to this size are not reserved against a peer budget
+BODY_GRACE_S = 10.0  # a frame's body must arrive within this + its size at MIN_BODY_RATE
+MIN_BODY_RATE = 256 * 1024  # bytes/s
 RECEIPT_DOMAIN = b"mtor-receipt-v1"
 _LEN = struct.Struct(">I")
 
@@ -87,30 +90,34 @@ async def read_frame_bytes(stream: Any, *, max_frame: int, timeout: float, budge
                            peer: str = "") -> bytes:
     """Read one raw frame (without its prefix). Raises StreamClosed, FrameError, TooSlowError.
 
-    budget (federation.budget.PeerBudget): the frame's length is reserved for `peer` before its
-    body is read (FrameError "over_budget" if that is more than the peer may hold in flight);
-    the caller releases it (`budget.release(peer, len(frame))`) once the frame is decoded."""
+    budget (federation.budget.PeerBudget): a frame over SMALL_FRAME has its length reserved for
+    `peer` before its body is read (FrameError "over_budget" if that is more than the peer may
+    hold in flight); the caller releases it (`budget.release(peer, len(frame))`) once the frame
+    is decoded (`read_frame` does). The body must arrive at MIN_BODY_RATE or better."""
     with trio.fail_after(timeout):
         (n,) = _LEN.unpack(await _read_exactly(stream, 4))
-        if n > max_frame:
-            raise FrameError("oversized", f"{n} > {max_frame}")
-        if n == 0:
-            raise FrameError("empty")
-        if budget is not None:
-            try:
-                budget.reserve(peer, n)
-            except Exception as exc:
-                raise FrameError("over_budget", str(exc)) from None
+    if n > max_frame:
+        raise FrameError("oversized", f"{n} > {max_frame}")
+    if n == 0:
+        raise FrameError("empty")
+    reserved = budget is not None and n > SMALL_FRAME  # small frames: bounded by the stream limit
+    if reserved:
         try:
+            budget.reserve(peer, n)
+        except Exception as exc:
+            raise FrameError("over_budget", str(exc)) from None
+    try:
+        # a frame that has begun must keep coming: a slow stream cannot sit on its reservation
+        with trio.fail_after(min(timeout, BODY_GRACE_S + n / MIN_BODY_RATE)):
             return await _read_exactly(stream, n)
-        except StreamClosed:
-            if budget is not None:
-                budget.release(peer, n)
-            raise FrameError("truncated", f"0/{n} bytes") from None
-        except BaseException:
-            if budget is not None:
-                budget.release(peer, n)
-            raise
+    except StreamClosed:
+        if reserved:
+            budget.release(peer, n)
+        raise FrameError("truncated", f"0/{n} bytes") from None
+    except BaseException:
+        if reserved:
+            budget.release(peer, n)
+        raise
 
 
 def encode_frame(frame: dict, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
@@ -255,7 +262,7 @@ async def read_frame(stream: Any, *, max_frame: int, timeout: float, budget: Any
     try:
         return decode_frame(raw, max_frame), raw
     finally:
-        if budget is not None:
+        if budget is not None and len(raw) > SMALL_FRAME:
             budget.release(peer, len(raw))
 
 

@@ -127,3 +127,46 @@ async def test_budget_refuses_a_peer_past_its_streams_and_bytes():
     b.release("p", 60)
     b.reserve("r", 20)
     assert b.snapshot()["bytes_in_flight"] == 100 and b.refused == {"streams": 1, "bytes": 2}
+
+
+async def test_slow_streams_cannot_sit_on_the_budget(network, monkeypatch):
+    """Slow-loris: streams that announce a big frame and then trickle. The body deadline
+    (wire.BODY_GRACE_S + size / MIN_BODY_RATE) ends them and frees their reservation; meanwhile
+    an honest peer's small requests are never refused (small frames are not reserved)."""
+    from federation import wire
+    from fed_helpers import wait_until
+    from libp2p.custom_types import TProtocol
+
+    monkeypatch.setattr(wire, "BODY_GRACE_S", 1.0)  # the deadline's shape, shortened for the test:
+    monkeypatch.setattr(wire, "MIN_BODY_RATE", 4 * 1024 * 1024)  # 10 MiB must come within 3.5 s
+    async with network() as net:
+        node, client = await net.spawn(2)
+        await wait_until(lambda: client.candidates("chat", "echo") == [node.peer_id], timeout=15)
+        budget = node.server.budget
+        async with hostile_host() as h:
+            await connect(h, node.listen_addrs[0])
+            streams = []
+            for _ in range(5):  # 5 x 10 MiB announced: the 5th is over the 40 MiB per-peer budget
+                try:
+                    s = await h.new_stream(node.host.get_id(), [TProtocol("/mtor/intent/1")])
+                    await s.write(struct.pack(">I", 10 * 1024 * 1024) + b"x")
+                    streams.append(s)
+                except Exception:
+                    pass
+            await wait_until(lambda: budget.refused["bytes"] >= 1, timeout=10)
+            assert budget.total_bytes == 40 * 1024 * 1024
+            # the honest client is served while the slow streams hold their reservations
+            with trio.fail_after(20):
+                res = await client.request_intent(node.peer_id, {"kind": "chat", "model": "echo",
+                                                                 "inputs": {"text": "not starved"}}, None, 15)
+            assert res["output"]["text"] == "not starved"
+            # trickling one byte now and then does not keep a reservation alive
+            with trio.fail_after(60):
+                while budget.total_bytes > 0:
+                    for s in streams:
+                        try:
+                            await s.write(b"y")
+                        except Exception:
+                            pass
+                    await trio.sleep(0.5)  # the trickle's pace, not synchronisation
+            assert budget.total_bytes == 0
