@@ -22,7 +22,7 @@ const hhmm = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit",
 // Drawn at the box's own width, so text stays at its CSS size whatever the screen.
 const widthOf = (box, fallback) => Math.max(240, Math.round(box.clientWidth || fallback));
 
-export function lineChart(box, series, { format = String, emptyText = "nothing to draw yet", W = widthOf(box, 640), H = 200, step = false } = {}) {
+export function lineChart(box, series, { format = String, emptyText = "nothing to draw yet", W = widthOf(box, 640), H = 200, step = false, xLabel = hhmm } = {}) {
   const entries = Object.entries(series).filter(([, d]) => d.length);
   const pts = entries.flatMap(([, d]) => d);
   if (!pts.length) { empty(box, W, H, emptyText); return; }
@@ -35,8 +35,8 @@ export function lineChart(box, series, { format = String, emptyText = "nothing t
     s("path", { class: "axis", d: `M${L} ${T}V${H - B}H${W - R}`, fill: "none" }),
     s("text", { x: L - 6, y: T + 10, "text-anchor": "end" }, format(vmax)),
     s("text", { x: L - 6, y: H - B, "text-anchor": "end" }, format(vmin)),
-    s("text", { x: L, y: H - B + 14 }, hhmm(t0)),
-    s("text", { x: W - R, y: H - B + 14, "text-anchor": "end" }, hhmm(t1)));
+    s("text", { x: L, y: H - B + 14 }, xLabel(t0)),
+    s("text", { x: W - R, y: H - B + 14, "text-anchor": "end" }, xLabel(t1)));
   let lx = L;
   entries.forEach(([name, data], i) => {
     const colour = PALETTE[i % PALETTE.length];

@@ -31,16 +31,25 @@ export function initWallet(ctx) {
   }
 
   function renderChart(balance) {
-    // walk back from the balance now: the balance after each entry, oldest first
-    const sorted = [...entries].filter((e) => Number.isFinite(e.time)).sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
+    // walk back from the balance now: the balance after each entry, oldest first; one step per
+    // entry (entries often share a second, so the x axis counts entries, labelled with their times)
+    const sorted = [...entries].sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
     let b = balance;
     const pts = [];
     for (let i = sorted.length - 1; i >= 0; i--) {
-      pts.unshift([when(sorted[i]) / 1000, b / 1e6]);
+      pts.unshift([i + 1, b / 1e6]);
       const a = amountOf(sorted[i]);
       if (Number.isFinite(a)) b -= a;
     }
-    lineChart($("#balance-chart"), pts.length ? { balance: pts } : {}, { format: (v) => v.toFixed(2), emptyText: "no entries yet", step: true });
+    if (pts.length) {
+      pts.unshift([0, b / 1e6]); // before the oldest entry shown
+      pts.push([pts.length, balance / 1e6]); // the balance now holds after the newest entry
+    }
+    const label = (i) => {
+      const e = sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(i) - 1))];
+      return e && Number.isFinite(e.time) ? `#${dash(e.seq)} · ${new Date(when(e)).toLocaleString()}` : "";
+    };
+    lineChart($("#balance-chart"), pts.length ? { balance: pts } : {}, { format: (v) => v.toFixed(2), emptyText: "no entries yet", step: true, xLabel: label });
   }
 
   async function render(summary) {
