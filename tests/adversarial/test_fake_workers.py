@@ -50,3 +50,17 @@ async def test_three_fakes_do_not_stop_chat(tmp_path, network):
             tried = [p for p in ids if fed.peers.get(p).failures]
             assert len(tried) <= 3  # at most one try each over three intents ...
             assert all(fed.peers.get(p).health == 0 for p in tried)  # ... and out of rotation after it
+
+
+def test_route_puts_at_most_one_unproven_offer_before_the_proven():
+    from federation.market import Offer, route
+
+    fakes = [Offer(f"fake{i}", base_price=0, proven=False, rtt_ms=1.0) for i in range(3)]
+    real = Offer("real", base_price=50, rtt_ms=5.0)
+    stranger = Offer("stranger", base_price=0, proven=False, reachable=False)
+    first = route([*fakes, real, stranger], None, price_band=0, latency_band_ms=0)
+    assert first.peers[:2] == ["fake0", "real"] and "stranger" not in first.peers
+    assert first.excluded == {"unreachable": 1}
+    # after one unproven offer was tried, the proven ones come first
+    second = route([*fakes, real, stranger], None, exclude=["fake0"], price_band=0, latency_band_ms=0)
+    assert second.peers == ["real", "fake1", "fake2"]
