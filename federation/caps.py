@@ -183,7 +183,7 @@ class CapsValidator:
         self.accepted = 0
         self.last_seq: OrderedDict[str, int] = OrderedDict()  # LRU, bounded by max_origins
         self.max_origins = 10_000
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def _allow(self, peer: str) -> bool:
         now = self.mono()
@@ -193,8 +193,9 @@ class CapsValidator:
             self._buckets[peer] = (tokens, now)
             return False
         self._buckets[peer] = (tokens - 1, now)
-        if len(self._buckets) > 10_000:  # bound memory under a flood of fresh ids
-            self._buckets.clear()
+        self._buckets.move_to_end(peer)
+        while len(self._buckets) > self.max_origins:  # bounded LRU: a flood of fresh ids evicts
+            self._buckets.popitem(last=False)         # the idlest buckets, not a busy flooder's
         return True
 
     def _reject(self, origin: str, reason: str, detail: str = "") -> None:

@@ -97,6 +97,7 @@ class StreamGuard:
         network = self.host.get_network()
         inner = network.common_stream_handler
         network.set_stream_handler(self._wrap(inner))
+        self.host._mtor_stream_guard = self  # for handlers that report garbage themselves
         self._installed = True
 
     def _wrap(self, inner: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
@@ -160,6 +161,11 @@ class StreamGuard:
         and a disconnect if that makes a repeat offender."""
         if peer and self.offence(peer, protocol, reason):
             await self._disconnect_soon(peer)
+
+    @staticmethod
+    def of(host: Any) -> "StreamGuard | None":
+        """The guard installed on this host, if any."""
+        return getattr(host, "_mtor_stream_guard", None)
 
     def is_banned(self, peer: str) -> bool:
         rec = self._records.get(peer)

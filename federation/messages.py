@@ -17,6 +17,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
 from .budget import OverBudget, PeerBudget
+from .guard import StreamGuard
 from .host import set_safe_handler
 from .wire import SMALL_FRAME, FrameError, StreamClosed, read_frame_bytes, unpack, write_frame
 
@@ -77,6 +78,9 @@ class Messenger:
             except (FrameError, StreamClosed, trio.TooSlowError) as e:
                 self.stats["bad"] += 1
                 log.info("msg: bad request from %s: %r", peer, e)
+                guard = StreamGuard.of(self.host)
+                if isinstance(e, FrameError) and e.reason not in ("over_budget", "truncated") and guard is not None:
+                    await guard.report(peer, PROTOCOL, f"bad frame: {e}"[:200])  # garbage: a strike
                 return
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str) or not isinstance(frame.get("body"), dict):
                 self.stats["bad"] += 1

@@ -100,3 +100,18 @@ async def test_garbage_intent_frames_count_as_offences(network):
         assert node.server.stats["bad_frames"] >= node.guard.strikes
         await wait_until(lambda: node.peer_id in client.candidates("chat", "echo"), timeout=15)
         assert await chat(client) == "still here"
+
+
+async def test_garbage_on_mtor_msg_counts_as_an_offence(network):
+    from federation.messages import Messenger
+
+    async with network() as net:
+        node, client = await net.spawn(2)
+        Messenger(node.host)  # as mtor_node/network.py registers it
+        addr = node.listen_addrs[0]
+        async with hostile_host() as h:
+            await connect(h, addr)
+            for _ in range(node.guard.strikes):
+                await send_on(h, addr, "/mtor/msg/1", b"\x00\x00\x00\x08" + b"\xc1" * 8)
+            await wait_until(lambda: node.guard.is_banned(h.get_id().to_base58()), timeout=10)
+        assert await chat(client) == "still here"
