@@ -277,6 +277,50 @@ def peaking_surge(own: float, market: float, cap: float = 10.0) -> float:
     return min(cap, max(1.0, own, round_half(market)))
 
 
+# Peaking thresholds per kind (the founding white paper): a peaking worker joins a kind's market
+# only while that market's surge is at least this; above PRIORITY_SURGE every peaking worker joins.
+DEFAULT_PEAK_THRESHOLDS = {"chat": 1.5, "vision": 2.5, "imagine": 2.0, "transcribe": 2.0, "speak": 2.0}
+PRIORITY_SURGE = 3.0
+
+
+@dataclass(frozen=True)
+class PeakingPolicy:
+    """When a peaking worker takes work: the one code path of the daemon (mtor_node/network.py)
+    and the market simulation (tests/benchmarks/sim_market.py).
+
+    The worker announces `announced(own, market)`: the higher of its own surge and the market's
+    (median surge announced by the fresh peers serving its kinds), so an idle peaker offers at the
+    price level the market reached; it takes an intent of `kind` while `accepts(kind, announced,
+    market)`: announced >= the kind's threshold, or the market >= the priority override."""
+
+    thresholds: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_PEAK_THRESHOLDS))
+    priority: float = PRIORITY_SURGE
+
+    @classmethod
+    def from_setting(cls, peaking: float, priority: float = PRIORITY_SURGE) -> "PeakingPolicy | None":
+        """`prices.peaking`: 0 = not a peaking worker; 1 = the per-kind defaults (chat 1.5,
+        imagine 2.0, vision 2.5, transcribe and speak 2.0); > 1 = that threshold for every kind."""
+        if not peaking or peaking < 1:
+            return None
+        if peaking == 1:
+            return cls(priority=priority)
+        return cls({k: float(peaking) for k in KINDS}, priority)
+
+    def threshold(self, kind: str) -> float:
+        return float(self.thresholds.get(kind, PRIORITY_SURGE))
+
+    def lowest(self, kinds: Iterable[str]) -> float:
+        """The threshold announced (caps carry one): the lowest of the kinds served."""
+        ts = [self.threshold(k) for k in kinds]
+        return min(ts) if ts else self.priority
+
+    def announced(self, own: float, market: float, cap: float = 10.0) -> float:
+        return peaking_surge(own, market, cap)
+
+    def accepts(self, kind: str, announced: float, market: float) -> bool:
+        return announced >= self.threshold(kind) or market >= self.priority
+
+
 @dataclass
 class SurgeConfig:
     cap: float = 10.0  # the highest multiplier (DESIGN: default 10x)

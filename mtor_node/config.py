@@ -133,7 +133,8 @@ KEYS: list[Key] = [
     *(Key("prices", k.name, -1, f"base price, micro-tokens {k.price_unit} (0: free; -1: the realm's default: "
           f"{k.default_price} in the public grid realm, 0 in private realms)", _int(-1, 10**12))
       for k in _KINDS.values()),
-    Key("prices", "peaking", 0.0, "take work only while this worker's surge is at least this (0: always)", _float(0, 10)),
+    Key("prices", "peaking", 0.0, "peaking worker: take work only while the market's surge is at least a threshold (0: always work; 1: the per-kind defaults chat 1.5, imagine 2.0, vision 2.5, transcribe/speak 2.0; > 1: this threshold for every kind)", _float(0, 10)),
+    Key("prices", "peaking_priority", 3.0, "peaking workers all join when the market's surge reaches this (priority override)", _float(1, 10)),
     Key("queue", "max_size", 1000, "intents waiting at most; more are answered \"queue full\"", _int(1, 1_000_000)),
     Key("queue", "max_inflight", 64, "intents running at once across all backends and peers", _int(1, 100_000)),
     Key("queue", "timeout_s", 300.0, "default time limit of one intent, queue wait included", _float(1, 86_400)),

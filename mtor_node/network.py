@@ -22,7 +22,8 @@ from federation import Federation, market
 from federation.intent_protocol import IntentFailed
 from federation.kinds import KIND_NAMES, KINDS, default_prices
 from federation.messages import MessageFailed, Messenger
-from federation.pricing import PriceTable, SurgeMeter, accepts_work, estimate_units
+from federation.pricing import (PeakingPolicy, PriceTable, SurgeMeter, estimate_units, market_surge,
+                                peaking_threshold_from_announcement)
 from federation.realm import Realm, parse_secret, public_realm
 from federation.reach import ReachConfig, resolve_listen
 
@@ -89,6 +90,10 @@ class Network:
         self.hardware: dict = {"gpus": [], "cpu": {"cores": 0, "ram": 0}}
         self.prices = price_table(cfg, self.realm).with_overrides(node.price_overrides)
         self.peaking = cfg["prices.peaking"] or None
+        self.peak_priority = cfg["prices.peaking_priority"]
+        self.policy = PeakingPolicy.from_setting(self.peaking or 0, self.peak_priority)
+        self.announced = 1.0  # the surge this worker announced last (a peaker's follows the market)
+        self.market = 1.0  # the market's surge for the kinds it serves, from peers' announcements
         self.surge = SurgeMeter()
         self.rng = random.Random()
         self._held: set[str] = set()  # intents that placed a hold, until they end
@@ -129,10 +134,14 @@ class Network:
             kinds[name] = {"price": self.prices.base(name), "per": k.per, "unit": k.unit, "price_unit": k.price_unit,
                            **({"request": self.prices.fixed(name)} if k.default_request_price else {})}
         return {"kinds": kinds, "overrides": {k: v for k, v in self.prices.prices.items() if "@" in k},
-                "surge": self.surge.value(), "peaking": self.peaking, "settlement": self.settler.status()}
+                "surge": self.announced, "market_surge": self.market, "peaking": self.peaking,
+                "peaking_thresholds": dict(self.policy.thresholds) if self.policy else None,
+                "peaking_priority": self.policy.priority if self.policy else None,
+                "settlement": self.settler.status()}
 
     def set_prices(self, table: PriceTable, peaking: float | None) -> None:
         self.prices, self.peaking = table, peaking
+        self.policy = PeakingPolicy.from_setting(peaking or 0, self.peak_priority)
         self._offer()  # announced at once
 
     def _offer(self) -> None:
@@ -142,16 +151,32 @@ class Network:
         oldest = broker.oldest_waiting(local_only=True) if broker else None
         surge = self.surge.tick(time.monotonic(), oldest_wait_s=oldest[1] if oldest else 0.0,
                                 oldest_kind=oldest[0] if oldest else None)
+        served = models.models_by_kind() if models and "worker" in self.node.roles else {}
+        threshold = None
+        if self.policy is not None:  # peaking: announce the market's level (PeakingPolicy, as the simulation)
+            self.market = self.market_surge(served)
+            surge = self.policy.announced(surge, self.market, self.surge.config.cap)
+            threshold = self.policy.lowest(served)
+        self.announced = surge
         caps = {
             **self.hardware,
-            "models": models.models_by_kind() if models and "worker" in self.node.roles else {},
-            "prices": self.prices.to_announcement(self.peaking),
+            "models": served,
+            "prices": self.prices.to_announcement(threshold),
             "surge": surge,
             "queue": len(broker.queue) if broker else 0,
             "capacity": sum(s.spec.concurrency for s in models.states.values()) if models else 0,
             "version": __version__,
         }
         self.fed.set_capabilities(caps)
+
+    def market_surge(self, kinds) -> float:
+        """The median surge announced by the fresh, usable peers serving any of `kinds`."""
+        kinds = set(kinds)
+        return market_surge(p["surge"] for p in self.fed.peers.snapshot()
+                            if p["fresh"] and not p["blocked"] and p["health"] > 0 and p["peer_id"] != self.node.peer_id
+                            and any((p["models"] or {}).get(k) for k in kinds)
+                            # peakers follow the market: counting them would let them lift it themselves
+                            and peaking_threshold_from_announcement(p.get("prices") or {}) is None)
 
     # ---- a peer asks this node's worker ---------------------------------------------------------
 
@@ -167,10 +192,14 @@ class Network:
         except IntentError as e:
             await send({"type": "error", "code": "bad_request", "message": e.message})
             return
-        surge = self.surge.value()
-        if not accepts_work(surge, self.peaking):
-            await send({"type": "error", "code": "busy", "message": f"peaking worker: takes work at surge ≥ {self.peaking}, now {surge}"})
-            return
+        surge = self.announced
+        if self.policy is not None:
+            mkt = self.market_surge([intent.kind])
+            if not self.policy.accepts(intent.kind, surge, mkt):
+                await send({"type": "error", "code": "busy",
+                            "message": f"peaking worker: takes {intent.kind} at a market surge ≥ "
+                                       f"{self.policy.threshold(intent.kind)} (or ≥ {self.policy.priority}), now {mkt}"})
+                return
         price = self.prices.quote(intent.kind, intent.params, model=intent.model, surge=surge, inputs=inputs)
         moved = market.price_moved(intent.max_price, price)
         if moved is not None:
@@ -326,9 +355,9 @@ class Network:
             broker = self.node.broker
             out.append(market.Offer(
                 peer_id=self.node.peer_id, base_price=self.prices.base_quote(intent.kind, units, local_model),
-                surge=self.surge.value(), queue=len(broker.queue), local=True, rtt_ms=0.0,
+                surge=self.announced, queue=len(broker.queue), local=True, rtt_ms=0.0,
                 capacity=self.node.models.states[local_model].spec.concurrency,
-                peaking_threshold=self.peaking))
+                peaking_threshold=self.policy.threshold(intent.kind) if self.policy else None))
         return out
 
     def plan(self, intent: Intent, local_model: str | None = None, exclude=(), max_price: int | None = None) -> market.RouteResult:

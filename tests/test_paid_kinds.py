@@ -124,7 +124,9 @@ async def test_a_price_that_moved_above_the_quote_fails_over_and_is_never_paid(t
         for w in workers:  # load is not under test: both announce surge 1
             w.network.surge.tick = lambda now, **kw: 1.0
             w.network.surge.value = lambda now=None: 1.0
-        greedy.network.surge.value = lambda now=None: 10.0
+        # its surge jumps to 10, and that announcement has not reached the broker yet
+        greedy.network._offer = lambda: None
+        greedy.network.announced = 10.0
         results = []
         for i in range(4):
             intent = Intent(kind="chat", messages=[{"role": "user", "content": f"ask {i}"}], user="carol")
@@ -139,7 +141,8 @@ async def test_a_price_that_moved_above_the_quote_fails_over_and_is_never_paid(t
         intent = Intent(kind="chat", messages=[{"role": "user", "content": "x"}], user="carol",
                         params={"max_tokens": 10}, max_price=10**6)
         intent.validate()
-        fair.network.surge.value = lambda now=None: 10.0
+        fair.network._offer = lambda: None
+        fair.network.announced = 10.0
         final = await run(broker, intent)
         assert final["type"] == "result" and final["cost"] == PriceTable({"chat": 1000}).price("chat", 1, 10.0)
 

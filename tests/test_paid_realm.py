@@ -222,3 +222,30 @@ async def test_hundred_paid_intents_verify_sum_to_grants_and_are_anchored(tmp_pa
                     assert report.anchors, f"{n.peer_id} has no anchors"
             finally:
                 await client.aclose()
+
+
+async def test_a_peaking_worker_serves_while_the_market_surges(tmp_path):
+    """Peaking in the daemon (issue 13 item 2): the peaker (per-kind defaults: chat 1.5) is idle
+    while the market's surge is 1 and serves once the other worker announces 2.0; it announces
+    the market's level, so the broker's quote and the peaker's price agree."""
+    async with AsyncExitStack() as stack:
+        broker, (peaker, busy) = await start_realm(stack, tmp_path, [(100, {"peaking": 1.0}), (3000, {})])
+        for w in (peaker, busy):  # load is driven by hand here: announced surges are set, not measured
+            w.network.surge.tick = lambda now, **kw: 1.0
+            w.network.surge.value = lambda now=None: 1.0
+        assert peaker.network.policy.threshold("chat") == 1.5 and peaker.network.policy.threshold("vision") == 2.5
+        for i in range(3):
+            final = await run(broker, chat(f"calm market {i}"))
+            assert final["peer"] == busy.peer_id
+        assert peaker.broker.counters["submitted"] == 0
+        busy.network.surge.tick = lambda now, **kw: 2.0  # the regular worker is loaded
+        busy.network.surge.value = lambda now=None: 2.0
+        with trio.fail_after(30):  # the peaker sees the market and announces its level
+            while peaker.network.announced < 2.0 or not any(
+                    p["peer_id"] == peaker.peer_id and p["surge"] >= 2.0 for p in broker.federation.peers.snapshot()):
+                await trio.sleep(0.05)
+        for i in range(3):
+            final = await run(broker, chat(f"surging market {i}", max_price=10_000))
+            assert final["type"] == "result" and final["peer"] == peaker.peer_id, final
+        assert peaker.broker.counters["submitted"] == 3
+        assert peaker.status()["charges"]["market_surge"] == 2.0

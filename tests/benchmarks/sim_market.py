@@ -5,7 +5,7 @@
 
 What is real: every worker prices with a `PriceTable`, measures its load with a `SurgeMeter`
 (observe at each finished intent, tick at each announcement), peaking workers use
-`peaking_surge`/`accepts_work`; every broker chooses with `market.route` over `Offer`s and every
+`federation.pricing.PeakingPolicy` (the daemon's code path); every broker chooses with `market.route` over `Offer`s and every
 worker re-checks the price with `price_moved` when an intent arrives; charges use
 `PriceTable.charge`. What is simulated: GPUs (a speed in tokens/s per slot), the network (RTT by
 region), gossip (announcements every `announce_s`, seen by brokers after a gossip delay), demand.
@@ -44,7 +44,7 @@ if str(ROOT) not in sys.path:
 
 from federation.market import Offer, price_moved, route  # noqa: E402
 from federation.pricing import (  # noqa: E402
-    PriceTable, SurgeConfig, SurgeMeter, accepts_work, apply_surge, peaking_surge,
+    PeakingPolicy, PriceTable, SurgeConfig, SurgeMeter, apply_surge,
 )
 
 KIND = "chat"
@@ -132,7 +132,7 @@ def demand_fn(scenario: str, base: float):
 # ---------------------------------------------------------------------------------- actors
 
 class Worker:
-    __slots__ = ("i", "name", "tier", "speed", "slots", "base", "table", "peak", "region", "jitter", "meter",
+    __slots__ = ("i", "name", "tier", "speed", "slots", "base", "table", "peak", "policy", "region", "jitter", "meter",
                  "queue", "busy", "surge", "limit", "served", "tokens", "phase", "assigned_t", "full",
                  "last_ann", "dirty")
 
@@ -141,6 +141,8 @@ class Worker:
         self.speed, self.slots, self.base = tier.speed, tier.slots, base
         self.table = PriceTable({KIND: base})
         self.peak = peak
+        # the daemon's peaking code path (federation.pricing.PeakingPolicy), one kind here
+        self.policy = PeakingPolicy({KIND: peak}) if peak is not None else None
         self.region = region
         self.jitter = rng.uniform(0, 30)
         self.meter = SurgeMeter(cfg.surge)
@@ -313,7 +315,7 @@ class Sim:
                 rtt = o.rtt_ms / 1000.0
                 delay += rtt
                 # the worker's own, current view (not the gossiped one)
-                if not accepts_work(w.surge, w.peak):
+                if w.policy is not None and not w.policy.accepts(KIND, w.surge, self.market):
                     it.last_reason = "peaking"
                     continue
                 quote = w.table.quote(KIND, None, it.max_tokens, w.surge)
@@ -414,7 +416,7 @@ class Sim:
             oldest = w.queue[0] if w.queue else None
             own = w.meter.tick(t, oldest_wait_s=(t - oldest[3]) if oldest else 0.0, oldest_kind=KIND,
                                oldest_units=oldest[0].max_tokens if oldest else 1)
-            new = peaking_surge(own, self.market, cfg.surge.cap) if w.peak is not None else own
+            new = w.policy.announced(own, self.market, cfg.surge.cap) if w.policy is not None else own
             self.ticks += 1
             if new != w.surge:
                 self.surge_changes += 1
