@@ -86,11 +86,26 @@ export function initWake(ctx, voice) {
     $("#wake-text").textContent = text || "";
   }
 
+  // vision by voice looks through the webcam itself, as in the original (no camera: the tab's image)
+  async function lookNow(text) {
+    const toggle = $("#webcam-toggle");
+    const video = $("#webcam");
+    if (toggle && video && toggle.getAttribute("aria-pressed") !== "true") {
+      toggle.click();
+      await new Promise((resolve) => {
+        if (video.videoWidth) return resolve();
+        const timer = setTimeout(resolve, 5000); // no camera, or a slow one: send with what there is
+        video.addEventListener("loadeddata", () => { clearTimeout(timer); resolve(); }, { once: true });
+      });
+    }
+    ctx.vision.send(text);
+  }
+
   async function runApp(app, text) {
     const card = userCard(log, `🗣 ${app}${text ? `: ${text}` : ""}`);
     try {
       const a = await api(`/api/v1/apps/${encodeURIComponent(app)}`, { method: "POST", body: { text } });
-      const out = el("div", { class: "msg answer", text: a.text });
+      const out = el("div", { class: "msg answer" }, a.text.split("\n").map((line) => el("div", { text: line })));
       out.dataset.app = app;
       out.dataset.state = "done";
       card.after(out);
@@ -186,7 +201,7 @@ export function initWake(ctx, voice) {
         ctx.showTab(mode);
         answerNext = mode;
         if (mode === "chat") ctx.chat.send(m.text);
-        else if (mode === "vision") ctx.vision.send(m.text);
+        else if (mode === "vision") lookNow(m.text);
         else if (mode === "imagine") ctx.imagine.send(m.text);
         break;
       }
