@@ -1,4 +1,4 @@
-"""How the node's HTTP server (hypercorn on trio) is configured, and two fixes to hypercorn 0.18.
+"""How the node's HTTP server (hypercorn on trio) is configured, and three fixes to hypercorn 0.18.
 
 1. Closing is cancelled. When a response ends, hypercorn closes or recycles the connection from
    inside the ASGI app's own `send` call (h11 `_maybe_recycle` → `TCPServer.protocol_send`).
@@ -10,6 +10,8 @@
 2. No connection limit. Each accepted socket gets a task and a descriptor, however many there are.
    We count connections per server and answer those above `http.max_connections` with a 503 and
    close them at once, so a flood of idle sockets cannot take every descriptor.
+3. No write deadline: a client that sends requests and never reads the answers blocks the
+   (shielded) write for good. Each write now has `http.write_timeout_s`, then the connection closes.
 
 Slow clients: `keep_alive_timeout` also bounds how long a new connection may take to send its request
 headers (hypercorn's idle timer runs from accept until a whole request has arrived); the body
@@ -19,10 +21,11 @@ deadline is ui/http_guard.py's.
 from __future__ import annotations
 
 import logging
+import math
 
 import trio
 from hypercorn.config import Config as HyperConfig
-from hypercorn.events import RawData
+from hypercorn.events import Closed, RawData
 from hypercorn.trio import tcp_server
 
 log = logging.getLogger("mtor.http")
@@ -46,6 +49,7 @@ def hypercorn_config(cfg) -> HyperConfig:
     hc.h11_max_incomplete_size = 16 * 1024  # request line and headers; hypercorn's default, stated
     # No read_timeout: a client waiting for a long answer (an NDJSON stream, a quiet WebSocket)
     # sends nothing for minutes, and that is legitimate. Idle and slow-body limits cover the rest.
+    hc.mtor_write_timeout_s = float(cfg["http.write_timeout_s"])
     hc.mtor_max_connections = int(cfg["http.max_connections"])
     hc.mtor_open_connections = 0
     install_fixes()
@@ -70,8 +74,8 @@ def install_fixes() -> None:
             await original_close(self)
 
     async def protocol_send(self, event) -> None:
-        if isinstance(event, RawData):  # hypercorn shields these itself
-            return await original_send(self, event)
+        if isinstance(event, RawData):
+            return await send_raw(self, event)
         # fix 1: Closed and Updated (start/stop the idle timer) must happen even from a cancelled task
         with trio.CancelScope(shield=True, deadline=trio.current_time() + EVENT_GRACE_S):
             await original_send(self, event)
@@ -94,6 +98,23 @@ def install_fixes() -> None:
             await original_run(self)
         finally:
             cfg.mtor_open_connections -= 1
+
+    async def send_raw(self, event) -> None:
+        """Hypercorn's own send (shielded, so a half-written answer is never cut by a cancel), with
+        a deadline (fix 3): a client that stops reading would otherwise hold its connection and
+        the task writing to it for good."""
+        limit = getattr(self.config, "mtor_write_timeout_s", None) or math.inf
+        async with self.send_lock:
+            try:
+                with trio.CancelScope(shield=True, deadline=trio.current_time() + limit) as scope:
+                    await self.stream.send_all(event.data)
+                if scope.cancelled_caught:
+                    log.debug("a client read nothing for %.0f s; closing its connection", limit)
+                    with trio.CancelScope(shield=True):
+                        await self.stream.aclose()
+                    raise trio.ClosedResourceError
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.protocol.handle(Closed())
 
     server._close = _close
     server.protocol_send = protocol_send

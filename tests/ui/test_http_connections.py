@@ -124,3 +124,24 @@ async def test_slow_headers_and_trickled_bodies_are_dropped(tmp_path):
         answer = await read_until_closed(s)
         assert answer.startswith(b"HTTP/1.1 413"), answer[:80]
         await s.aclose()
+
+
+async def test_a_client_that_never_reads_is_disconnected(tmp_path):
+    async with running_node(tmp_path / "node", http={**FAST, "write_timeout_s": 1.0}) as node:
+        port = port_of(node)
+        baseline = open_fds()
+        async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as c:
+            size = len((await c.get("/openapi.json")).content)
+        with trio.fail_after(10):
+            while open_fds() > baseline:  # that connection's two ends are gone
+                await trio.sleep(0.05)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # no autotuning: the buffers fill
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+        await stream.socket.connect(("127.0.0.1", port))
+        n = 8 * 1024 * 1024 // size + 1  # answers well beyond what the socket buffers hold
+        await stream.send_all(f"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode() * n)
+        with trio.fail_after(20):
+            while open_fds() > baseline + 1:  # our socket stays; the node's side is closed
+                await trio.sleep(0.05)
+        await stream.aclose()
