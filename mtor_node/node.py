@@ -274,7 +274,8 @@ class Node:
         _check_port_free(host, port)
         hc = hypercorn_config(self.config)  # timeouts, connection cap, hypercorn fixes
         self.http_url = f"http://{host}:{port}"
-        await serve(create_app(self), hc, task_status=task_status)
+        self.http_app = create_app(self)  # kept: tests look at its guard's state
+        await serve(self.http_app, hc, task_status=task_status)
 
     def _write_runtime(self) -> None:
         tmp = self.data_dir / (RUNTIME_NAME + ".tmp")

@@ -123,3 +123,38 @@ async def test_wildcard_host_without_token_is_one_clear_line(tmp_path):
     assert "Traceback" not in err and "ExceptionGroup" not in err, err
     lines = [ln for ln in err.splitlines() if ln.startswith("mtor-node:")]
     assert len(lines) == 1 and lines[0].startswith("mtor-node: http.host is 0.0.0.0") and "http.access_token" in lines[0], err
+
+
+async def test_bodies_being_read_at_once_are_bounded(tmp_path):
+    """Bodies are counted by their declared length while they arrive: four near the limit fit, a
+    fifth is told to come back (503, Retry-After) before anything of it is read."""
+    from ui.http_guard import MAX_BODIES_IN_FLIGHT
+
+    async with running_node(tmp_path / "node", http={"body_timeout_s": 30.0}) as node:
+        port = int(node.http_url.rsplit(":", 1)[1])
+        each = MAX_BODIES_IN_FLIGHT // 4 - 1
+        head = (f"POST /api/v1/intents HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {each}\r\n\r\n").encode()
+        slow = []
+        for _ in range(4):
+            s = await trio.open_tcp_stream("127.0.0.1", port)
+            await s.send_all(head + b'{"kind": "chat", "prompt": "')  # and then nothing more, for now
+            slow.append(s)
+        with trio.fail_after(10):
+            while node_guard(node).in_flight < 4 * each:  # all four are being read
+                await trio.sleep(0.02)
+            fifth = await trio.open_tcp_stream("127.0.0.1", port)
+            await fifth.send_all(head)
+            answer = b""
+            while chunk := await fifth.receive_some(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 503") and b"retry-after: 2" in answer and b'"busy"' in answer, answer[:200]
+        for s in slow:
+            await s.aclose()
+        with trio.fail_after(10):
+            while node_guard(node).in_flight:  # given back when those clients go away
+                await trio.sleep(0.02)
+
+
+def node_guard(node):
+    return node.http_app.asgi_app
