@@ -54,6 +54,7 @@ def create_app(node) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY  # the largest intent input plus base64 overhead
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_BODY
     app.config["JSON_SORT_KEYS"] = False
+    app.config["RESPONSE_TIMEOUT"] = None  # Quart cuts any response at 60 s: a long chat stream is legitimate (intent timeouts bound it)
     app.extensions["mtor_node"] = node
     app.extensions["mtor_ui"] = UiState(node)
     for bp in (api, apps_api, models_api, sysop_console, realm_api, ledger_api, sysop, openai_bp, ollama_bp, anthropic_bp, meta, ws_bp, pages):
