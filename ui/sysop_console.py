@@ -5,8 +5,8 @@
     GET /api/v1/sysop/alerts    what the watchdog finds wrong now
 
 The watchdog checks every WATCH_EVERY_S whether a healthy worker (this node's or a peer's) serves
-chat and imagine; when that changes it logs a warning and sends every connected page an
-`{"type": "alert", "audience": "sysop", ...}` message (sysop pages show it).
+chat and imagine; when that changes it logs a warning and sends every sysop page (one that said
+`{"type": "hello", "sysop_token": ...}`) an `{"type": "alert", "audience": "sysop", ...}` message.
 """
 
 from __future__ import annotations
@@ -154,5 +154,7 @@ async def _watch():
 
 
 def _send(state, msg: dict) -> None:
+    """To sysop pages only: those that said hello with the sysop token."""
     for conn in list(state.connections):
-        conn.push_nowait(msg)
+        if getattr(conn, "sysop", False):
+            conn.push_nowait(msg)

@@ -53,6 +53,7 @@ class Connection:
         self.utter_send: trio.MemorySendChannel | None = None
         self.wake_model: str | None = None
         self.wake_language: str | None = "en"
+        self.sysop = False  # said hello with the sysop token
         self.voice_remote = False  # privacy: the browser's voice is transcribed here unless the user allows the realm
 
     def push_nowait(self, msg: dict) -> bool:
@@ -89,6 +90,9 @@ class Connection:
         user = msg.get("user")
         if isinstance(user, str) and USER_ID.match(user):
             self.user = user
+        token = msg.get("sysop_token")  # a sysop page: it also gets the watchdog's alerts
+        self.sysop = isinstance(token, str) and secrets.compare_digest(token.encode(errors="replace"),
+                                                                       self.state.node.sysop_token.encode())
         n = self.state.node
         await self.push({"type": "welcome", "user": self.user, "peer_id": n.peer_id,
                          "banned": n.store.is_banned(self.user), "broadcasts": list(self.state.broadcasts)})

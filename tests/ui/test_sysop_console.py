@@ -23,7 +23,10 @@ async def test_watchdog_alerts_logs_and_stats(tmp_path):
     async with running_node(tmp_path / "n", ECHO_MODELS) as node:
         sysop = {"X-Sysop-Token": node.sysop_token}
         ws_url = node.http_url.replace("http://", "ws://") + "/ws"
-        async with httpx.AsyncClient(base_url=node.http_url, timeout=30) as c, open_websocket_url(ws_url) as ws:
+        async with httpx.AsyncClient(base_url=node.http_url, timeout=30) as c, open_websocket_url(ws_url) as ws, \
+                open_websocket_url(ws_url) as plain:
+            await ws.send_message(json.dumps({"type": "hello", "sysop_token": node.sysop_token}))
+            await plain.send_message(json.dumps({"type": "hello", "sysop_token": "guess"}))
             with trio.fail_after(30):  # echo-chat serves chat; nothing serves imagine
                 alert = await next_alert(ws, "imagine", "error")
             assert alert["audience"] == "sysop" and "no healthy worker serves imagine" in alert["message"]
@@ -36,6 +39,9 @@ async def test_watchdog_alerts_logs_and_stats(tmp_path):
                 ok = await next_alert(ws, "imagine", "ok")
             assert "local:echo-img" in ok["message"]
             assert (await c.get("/api/v1/sysop/alerts", headers=sysop)).json()["alerts"] == []
+            await plain.send_message(json.dumps({"type": "ping", "t": 1}))
+            with trio.fail_after(10):  # a page without the token got no alert: its next message is the pong
+                assert [json.loads(await plain.get_message())["type"] for _ in range(2)] == ["welcome", "pong"]
 
             # the live log: level filter, search, polling with after=
             r = (await c.get("/api/v1/sysop/logs", headers=sysop, params={"level": "WARNING", "search": "watchdog"})).json()
