@@ -74,7 +74,8 @@ def _row_fields(entry: Entry) -> tuple:
     b = entry.body
     # `job` holds the key that must be unique per (author, kind): the job id of pay/earn, the
     # transaction signature of settle/deposit/anchor (one record per on-chain transaction).
-    job = b.get("job") if entry.kind in ("pay", "earn") else b.get("tx")
+    job = (b.get("job") if entry.kind in ("pay", "earn", "user_debit") else b.get("id") if entry.kind == "user_credit"
+           else b.get("tx"))
     amount = b["voucher"]["amount"] if entry.kind == "grant" else b.get("amount", 0)
     if entry.kind == "anchor":
         amount = 0

@@ -30,7 +30,10 @@ ENTRY_FIELDS = {"v", "author", "seq", "prev", "time", "kind", "body", "sig"}
 
 GENESIS, GRANT, DEPOSIT, PAY, EARN, ANCHOR, SETTLE = (
     "genesis", "grant", "deposit", "pay", "earn", "anchor", "settle")
-KINDS = (GENESIS, GRANT, DEPOSIT, PAY, EARN, ANCHOR, SETTLE)
+# sub-accounts of the people behind a broker node (ledger/users.py): no effect on the node's balance
+USER_CREDIT, USER_DEBIT = "user_credit", "user_debit"
+KINDS = (GENESIS, GRANT, DEPOSIT, PAY, EARN, ANCHOR, SETTLE, USER_CREDIT, USER_DEBIT)
+MAX_USER = 64
 
 
 # --- per-kind body schemas --------------------------------------------------------------
@@ -116,9 +119,25 @@ def _settle(b: Any, author: bytes) -> dict:
     return b
 
 
+def _user_credit(b: Any, author: bytes) -> dict:
+    check_dict(b, "body", {"user", "amount", "id"})
+    get_str(b, "user", "body", MAX_USER, 1)
+    get_int(b, "amount", "body", 1, MAX_AMOUNT)
+    get_str(b, "id", "body", MAX_JOB_ID, 1)
+    return b
+
+
+def _user_debit(b: Any, author: bytes) -> dict:
+    check_dict(b, "body", {"user", "amount", "job"})
+    get_str(b, "user", "body", MAX_USER, 1)
+    get_int(b, "amount", "body", 1, MAX_AMOUNT)
+    get_str(b, "job", "body", MAX_JOB_ID, 1)
+    return b
+
+
 BODY_CHECKS: dict[str, Callable[[Any, bytes], dict]] = {
     GENESIS: _genesis, GRANT: _grant, DEPOSIT: _deposit, PAY: _pay, EARN: _earn,
-    ANCHOR: _anchor, SETTLE: _settle,
+    ANCHOR: _anchor, SETTLE: _settle, USER_CREDIT: _user_credit, USER_DEBIT: _user_debit,
 }
 
 
@@ -274,4 +293,6 @@ def counterparty(entry: Entry) -> bytes | None:
         return entry.body["from"]
     if k == SETTLE:
         return entry.body["peer"]
+    if k in (USER_CREDIT, USER_DEBIT):  # the sub-account, so per-user sums are one indexed query
+        return b"user:" + entry.body["user"].encode("utf-8", "surrogatepass")
     return None

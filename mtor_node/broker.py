@@ -72,6 +72,7 @@ class Broker:
         self.store = store
         self.models = models
         self.remote: RemoteRouter | None = None
+        self.accounts = None  # UserAccounts when ledger.user_accounts is on (set by the network)
         self.node_id = node_id
         self.max_inflight = max_inflight
         self.default_timeout = default_timeout
@@ -97,6 +98,14 @@ class Broker:
             self.counters["rejected"] += 1
             raise IntentError("banned", f"user {intent.user!r} is banned on this node")
         target = self._local_model(intent)
+        if not local_only and self.accounts is not None and self.remote is not None:
+            quote = self.remote.quote(intent, target)
+            if quote.get("ok") and quote.get("price"):
+                try:
+                    self.accounts.check(intent.user, quote["price"])
+                except IntentError:
+                    self.counters["rejected"] += 1
+                    raise
         if not local_only and self.remote is not None and intent.max_price is not None:
             plan = self.remote.plan(intent, local_model=target)
             if plan.reason == "over_max_price":
@@ -291,6 +300,8 @@ class Broker:
         ticket.send.close()
         self.tickets.pop(intent.id, None)
         self.counters[{"done": "done", "cancelled": "cancelled"}.get(ticket.state, "failed")] += 1
+        if self.accounts is not None and final["type"] == "result" and not ticket.local_only:
+            self.accounts.debit(intent.user, intent.id, int(final.get("cost", 0) or 0))
         try:
             self.store.record_query(
                 id=intent.id, user=intent.user, kind=intent.kind, model=intent.model or ticket.target or "",

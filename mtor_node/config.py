@@ -120,6 +120,8 @@ KEYS: list[Key] = [
     Key("ledger", "authority", "", "Solana address of the realm authority whose grants this node accepts; empty: this node itself", _str()),
     Key("ledger", "dev_grant", 0, "micro-tokens this node grants itself once at first start when it is its own authority (demos, tests)", _int(0, 10**15)),
     Key("ledger", "credit_limit", 5_000_000, "micro-tokens a peer may owe this worker before it refuses that peer's work", _int(0, 10**15)),
+    Key("ledger", "user_accounts", False, "a broker keeps a sub-account per user (browser user, API key): the sysop credits them, each intent's cost is debited to the user who asked (off: every user spends the node's wallet)", _bool),
+    Key("ledger", "demo_grant", 0, "user accounts on: micro-tokens a new user gets once", _int(0, 10**15)),
     Key("ledger", "settlement", "auto", "SWAP-style settlement on chain: \"auto\" (on in the public grid realm, off in private realms, which keep authority grants), \"on\", \"off\"", _str(("auto", "on", "off"))),
     Key("ledger", "payment_threshold", 100_000, "settlement on: when this node owes a peer this many micro-tokens it sends them an SPL TransferChecked by itself", _int(1, 10**15)),
     Key("ledger", "disconnect_threshold", 500_000, "settlement on: a worker refuses a payer whose unsettled debt would pass this (new identities get no more credit than this)", _int(0, 10**15)),

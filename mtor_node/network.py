@@ -100,6 +100,10 @@ class Network:
         self.messenger: Messenger | None = None
         self.counters = {"paid": 0, "earned": 0, "pay_failed": 0, "price_moved": 0, "refused_credit": 0}
         self.settler = Settler(self)
+        if cfg["ledger.user_accounts"] and node.ledger is not None and node.broker is not None:
+            from .user_accounts import UserAccounts
+
+            node.broker.accounts = UserAccounts(node.ledger, cfg["ledger.demo_grant"])
 
     # ---- running ------------------------------------------------------------------------------
 

@@ -4,6 +4,8 @@ GET  /api/v1/wallet            address, balance, available, holds, recent entrie
 POST /api/v1/wallet/grant      sysop, realm authority only: {address, amount, id?} -> voucher string
 POST /api/v1/wallet/redeem     {voucher}: credit a voucher string to this node
 POST /api/v1/wallet/settle     sysop: pay what we owe peers as SPL TransferChecked {peer?, amount?}
+GET  /api/v1/wallet/users      sysop: the sub-accounts of this broker's users {user: {credited, spent, balance}}
+POST /api/v1/wallet/users/credit  sysop: {user, amount, id?}: credit a user's sub-account (ledger.user_accounts)
 POST /api/v1/ledger/verify     {chain: bool}: signatures, hash chain, anchors (and on chain)
 POST /api/v1/ledger/anchor     sysop: anchor the pending entries now
 GET  /api/v1/ledger/export     our entries with their canonical bytes (?format=jsonl for JSON lines)
@@ -325,3 +327,53 @@ async def settle():
                                                                               for x in errors)},
                         "settled": settled, "errors": errors}), 502
     return jsonify({"settled": settled, "errors": errors, "mint": mint})
+
+
+def _accounts_or_error():
+    led, err = _ledger_or_error()
+    if err:
+        return None, err
+    accts = getattr(node().broker, "accounts", None)
+    if accts is None:
+        return None, error("accounts_off", "user accounts are off on this node (ledger.user_accounts = false, "
+                                           "or p2p off): every user spends the node's wallet", 409)
+    return accts, None
+
+
+@ledger_api.get("/wallet/users")
+async def user_accounts():
+    denied = require_sysop()
+    if denied:
+        return denied
+    accts, err = _accounts_or_error()
+    if err:
+        return err
+    return jsonify({"users": await trio.to_thread.run_sync(accts.all), "demo_grant": accts.demo_grant})
+
+
+@ledger_api.post("/wallet/users/credit")
+async def credit_user():
+    denied = require_sysop()
+    if denied:
+        return denied
+    body, err = await _body()
+    if err:
+        return err
+    accts, err = _accounts_or_error()
+    if err:
+        return err
+    user, amount = body.get("user"), body.get("amount")
+    credit_id = body.get("id") or f"credit-{base64.b32encode(__import__('os').urandom(10)).decode().lower()}"
+    if not isinstance(user, str) or not user or type(amount) is not int or not isinstance(credit_id, str):
+        return error("bad_request", 'send {"user": NAME, "amount": MICROTOKENS, "id"?: STRING}')
+    from ledger.errors import LedgerError, ReplayError
+
+    try:
+        e = await trio.to_thread.run_sync(accts.credit, user, amount, credit_id)
+    except ReplayError as exc:
+        return error("replay", str(exc), 409)
+    except LedgerError as exc:
+        return error("bad_amount", str(exc))
+    return jsonify({"user": user, "credited": amount, "id": credit_id, "seq": e.seq,
+                    "balance": await trio.to_thread.run_sync(accts.balance, user)})
+
