@@ -6,6 +6,7 @@
 import { api } from "./api.js";
 import { userCard } from "./answers.js";
 import { $, el } from "./util.js";
+import { initApps } from "./apps.js";
 import { waveform } from "./voice-wave.js";
 
 const PCM = { type: "audio_start", sample_rate: 16000, language: "en" };
@@ -101,7 +102,9 @@ export function initWake(ctx, voice) {
     ctx.vision.send(text);
   }
 
-  async function runApp(app, text) {
+  // spoken always in wake mode; from the Apps buttons when "speak answers" is ticked
+  async function runApp(app, text, spoken = true) {
+    const say_ = (t) => { if (spoken || $("#speak-answers").checked) say(t); };
     const card = userCard(log, `🗣 ${app}${text ? `: ${text}` : ""}`);
     try {
       const a = await api(`/api/v1/apps/${encodeURIComponent(app)}`, { method: "POST", body: { text } });
@@ -109,13 +112,13 @@ export function initWake(ctx, voice) {
       out.dataset.app = app;
       out.dataset.state = "done";
       card.after(out);
-      say(a.say);
+      say_(a.say);
     } catch (err) {
       const out = el("div", { class: "msg answer error", text: err.message });
       out.dataset.app = app;
       out.dataset.state = "error";
       card.after(out);
-      say(err.message);
+      say_(err.message);
     }
   }
 
@@ -209,5 +212,6 @@ export function initWake(ctx, voice) {
     }
   });
 
+  initApps(runApp);
   return { stop, say };
 }
