@@ -1,4 +1,8 @@
-"""Hole punching: turn a relayed connection into a direct TCP one (DCUtR-style, own protocol).
+"""Hole punching: turn a relayed connection into a direct TCP one.
+
+The exchange nodes start now is DCUtR (`dcutr.py`, the spec's protocol); this module holds the
+TCP simultaneous open both use (bound socket, punch, upgrade, dropping the relayed connection)
+and still serves the older `/mtor/holepunch/1` exchange for older nodes.
 
 Why our own and not py-libp2p 0.8.1's DCUtRProtocol (relay/circuit_v2/dcutr.py): this one was
 built and verified first in the NAT lab (tests/nat/test_relay.py); DCUtRProtocol looks complete

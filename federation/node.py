@@ -440,6 +440,8 @@ class Federation:
                     self._nursery.start_soon(_hard_close, conn)
                 return
         self.reach.poke()
+        if conn is not None:
+            self.reach.on_connection(pid, conn)  # DCUtR when we accepted a relayed connection
         st = self.peers.get(pid.to_base58())
         st.connected = st.trusted = True
         st.last_used = self.peers.clock()

@@ -12,7 +12,9 @@ exchange and connection limits. See docs/nat.md for why each piece is built the 
   handlers are re-registered through `safe_handler`. Outbound relayed dials are upgraded here:
   py-libp2p applies the pnet PSK to inbound relayed connections but not to outbound ones.
   The swarm drops /p2p-circuit addresses when it dials, so `ensure_connected` dials them.
-- Hole punching: see `holepunch` (own DCUtR-style exchange over the relayed connection).
+- Hole punching: DCUtR (`/libp2p/dcutr`, `dcutr.py`) started by the side that accepted the
+  relayed connection, as the spec says, with our TCP simultaneous open behind it; the older
+  `/mtor/holepunch/1` (`holepunch.py`) is still served for older nodes.
 - Peer exchange (`/mtor/pex/1`): peers tell each other the addresses of their directly
   connected peers; bounded (16 peers x 8 addrs) and validated.
 """
@@ -171,6 +173,7 @@ class Reachability:
         self.offering_relay = False
         self.holepunch: dict[str, dict] = {}  # peer -> {result, reason, at, rtt_ms}
         self.direct_after_punch: set[str] = set()
+        self._relay_dialing: set[str] = set()  # peers we are dialing through a relay (DCUtR's A side)
         self.counters = {"relay_dials": 0, "relay_dial_failures": 0, "reservations": 0,
                          "refused_per_ip": 0, "refused_max_peers": 0, "pex_learned": 0,
                          "autonat_served": 0}
@@ -208,6 +211,12 @@ class Reachability:
             await holepunch.serve(self, stream)
 
         set_safe_handler(self.host, holepunch.PROTOCOL, serve_holepunch)
+        from . import dcutr
+
+        async def serve_dcutr(stream: Any) -> None:
+            await dcutr.serve(self, stream)
+
+        set_safe_handler(self.host, dcutr.PROTOCOL, serve_dcutr)
         async with background_trio_service(self.protocol):
             # the protocol registered its STOP handler raw: wrap it (DESIGN §12)
             set_safe_handler(self.host, STOP_PROTOCOL_ID, self.protocol._handle_stop_stream)
@@ -488,6 +497,15 @@ class Reachability:
         from libp2p.security.pnet.protector import new_protected_conn
 
         dest = ID.from_base58(peer_id)
+        self._relay_dialing.add(peer_id)
+        try:
+            return await self._dial_relayed(dest, peer_id, circuit_addrs, timeout)
+        finally:
+            self._relay_dialing.discard(peer_id)
+
+    async def _dial_relayed(self, dest: ID, peer_id: str, circuit_addrs: list[str], timeout: float) -> bool:
+        from libp2p.security.pnet.protector import new_protected_conn
+
         for addr in circuit_addrs[:4]:
             try:
                 relay_part = addr.split("/p2p-circuit")[0]
@@ -503,9 +521,7 @@ class Reachability:
                         raw = new_protected_conn(raw, self.fed.realm.psk.hex())
                     await self.host.upgrade_outbound_connection(raw, dest)
                 log.info("connected to %s via relay %s", peer_id[:16], relay_info.peer_id.to_base58()[:16])
-                if self.cfg.hole_punch and self.fed._nursery is not None:
-                    self.fed._nursery.start_soon(self.try_hole_punch, peer_id)
-                return True
+                return True  # DCUtR's A: the other side opens /libp2p/dcutr (on_connection)
             except BaseException as exc:  # noqa: BLE001
                 if isinstance(exc, trio.Cancelled):
                     raise
@@ -514,6 +530,22 @@ class Reachability:
         return False
 
     # ------------------------------------------------------------------ hole punching
+    def on_connection(self, pid: ID, conn: Any) -> None:
+        """A new connection: if it is a relayed one we accepted, we are DCUtR's B and start."""
+        peer_id = pid.to_base58()
+        if not conn_is_relayed(conn) or peer_id in self._relay_dialing or self.fed._nursery is None:
+            return
+        if any(not conn_is_relayed(c) for c in self.host.get_network().connections.get(pid) or []):
+            return  # already direct
+        if not self.cfg.hole_punch:
+            from .holepunch import _record
+
+            _record(self, peer_id, "stayed-relayed", "hole punching off")
+            return
+        from .dcutr import initiate
+
+        self.fed._nursery.start_soon(initiate, self, peer_id)
+
     async def try_hole_punch(self, peer_id: str) -> None:
         from .holepunch import hole_punch
 
