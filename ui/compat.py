@@ -9,11 +9,7 @@ default of 1.0 turns a 135M model's "Paris" into noise.
 
 from __future__ import annotations
 
-import math
-
-import trio
-
-from .intake import FINAL, follow, submit, ui_state
+from .intake import submit, ui_state
 
 DEFAULT_MODEL_NAMES = ("", "default", "auto")
 SAMPLING_KEYS = ("temperature", "top_p", "max_tokens")
@@ -83,33 +79,6 @@ def submit_all(intents: list[dict]) -> list:
             state.node.broker.cancel(t.intent.id, "a sibling request was refused")
         raise
     return tickets
-
-
-async def merged_events(tickets: list, send: trio.MemorySendChannel) -> None:
-    """Forward (index, event) of every ticket into `send` as they come, then close it."""
-    state = ui_state()
-
-    async def pump(i, ticket):
-        async for event in follow(state, ticket):
-            await send.send((i, event))
-
-    async with send:
-        async with trio.open_nursery() as nursery:
-            for i, t in enumerate(tickets):
-                nursery.start_soon(pump, i, t)
-
-
-async def run_all(tickets: list) -> list[dict]:
-    """The final event of every ticket, run concurrently."""
-    finals: list[dict] = [{"type": "error", "code": "internal", "message": "the intent ended without a final event"}] * len(tickets)
-    send, recv = trio.open_memory_channel(math.inf)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(merged_events, tickets, send)
-        async with recv:
-            async for i, event in recv:
-                if event["type"] in FINAL:
-                    finals[i] = event
-    return finals
 
 
 def model_name(raw, strip_tag: bool = False) -> str | None:
