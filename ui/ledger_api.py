@@ -48,6 +48,8 @@ def _werr(e: WalletError):
 def _addr(key: bytes | None) -> str | None:
     from ledger.keys import address
 
+    if key and bytes(key).startswith(b"user:"):  # a user sub-account (ledger/users.py), not a peer
+        return bytes(key).decode("utf-8", "replace")
     return address(key) if key else None
 
 

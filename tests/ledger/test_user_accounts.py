@@ -59,6 +59,8 @@ async def test_each_user_spends_their_own_credit(tmp_path):
                 final = await run(chat(f"bob asks {i}", "bob"))
                 assert final["type"] == "result" and final["cost"] == 300
             users = (await c.get("/api/v1/wallet/users", headers=hdr)).json()["users"]
+            w = await c.get("/api/v1/wallet", headers=hdr)  # recent entries name the sub-account
+            assert w.status_code == 200 and any(e.get("peer") == "user:bob" for e in w.json()["recent"]), w.text[:300]
         assert users["bob"] == {"credited": 5_000, "spent": 900, "balance": 4_100}
         assert users["alice"] == {"credited": 1_000, "spent": 500, "balance": 500}
         # the node paid the worker exactly what its users were debited
