@@ -20,7 +20,7 @@ from quart import Blueprint, jsonify
 from mtor_node.intents import IntentError
 
 from .api import node
-from .compat import finish_of, model_name, submit_all, usage_of, with_defaults
+from .compat import engine_sampling, finish_of, model_name, submit_all, usage_of, with_defaults
 from .intake import BadJson, follow, http_status, read_json, run_to_end, ui_state
 
 anthropic_bp = Blueprint("anthropic", __name__, url_prefix="/v1")
@@ -31,7 +31,7 @@ REFUSED = {
     "tools": "tool use is not supported on this server",
     "tool_choice": "tool use is not supported on this server",
     "thinking": "extended thinking is not supported by the models on this server",
-    "top_k": "top_k sampling is not supported on this server (temperature and top_p are)",
+    "top_k": "top_k is not supported by the model that serves this request (temperature and top_p are)",
 }
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 
@@ -88,7 +88,7 @@ def _text_of(blocks, where: str) -> tuple[str, bytes | None]:
 def _intent(body: dict) -> tuple[dict, str]:
     """(the intent dict, the model name to show) for a Messages request."""
     for key, why in REFUSED.items():
-        if body.get(key) is not None:
+        if body.get(key) is not None and not (key == "top_k" and "top_k" in _engine(body)):
             raise AnthropicError(f"{key}: {why}")
     output = body.get("output_config")
     if isinstance(output, dict) and output.get("format") is not None:
@@ -117,6 +117,8 @@ def _intent(body: dict) -> tuple[dict, str]:
     stop = body.get("stop_sequences")
     model = model_name(shown)
     params = {"max_tokens": max_tokens, "temperature": body.get("temperature"), "top_p": body.get("top_p"), "stop": stop}
+    if body.get("top_k") is not None:
+        params["top_k"] = body["top_k"]  # only reached when the engine takes it
     metadata = body.get("metadata")
     user = metadata.get("user_id") if isinstance(metadata, dict) else None
     d = {"model": model, "user": user if isinstance(user, str) and 0 < len(user) <= 64 else "anthropic"}
@@ -125,6 +127,11 @@ def _intent(body: dict) -> tuple[dict, str]:
         return {**d, "kind": "vision", "image": image, "prompt": prompt or None,
                 "params": with_defaults(node(), "vision", model, params)}, shown
     return {**d, "kind": "chat", "messages": plain, "params": with_defaults(node(), "chat", model, params)}, shown
+
+
+def _engine(body: dict) -> dict:
+    model = body.get("model")
+    return engine_sampling(node(), "chat", model_name(model)) if isinstance(model, str) and model else {}
 
 
 def _sse(event: str, data: dict) -> bytes:

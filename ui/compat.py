@@ -44,6 +44,18 @@ def sampling_defaults(node, kind: str, model: str | None) -> dict:
     return out
 
 
+def engine_sampling(node, kind: str, model: str | None) -> dict:
+    """The engine's own sampling fields (name -> (lo, hi, integer)) when the local model that would
+    serve (kind, model) takes them — llama.cpp: top_k, min_p, repeat_penalty, penalties — else {}:
+    then a client's value for one of them is refused, not silently dropped."""
+    state = local_state(node, kind, model)
+    if state is None or state.spec.backend != "llamacpp-chat" or getattr(state.backend, "fallback", None):
+        return {}
+    from mtor_node.backends.chat_llamacpp import EXTRA_PARAMS
+
+    return dict(EXTRA_PARAMS)
+
+
 def with_defaults(node, kind: str, model: str | None, params: dict) -> dict:
     """params with the model's defaults under the client's explicit values (None = not sent)."""
     given = {k: v for k, v in params.items() if v is not None}

@@ -21,7 +21,7 @@ from quart import Blueprint, jsonify
 from mtor_node.intents import IntentError
 
 from .api import node
-from .compat import finish_of, local_state, model_name, submit_all, usage_of, with_defaults
+from .compat import engine_sampling, finish_of, local_state, model_name, submit_all, usage_of, with_defaults
 from .intake import BadJson, follow, http_status, read_json, run_to_end, ui_state
 
 ollama_bp = Blueprint("ollama", __name__, url_prefix="/api")
@@ -36,6 +36,13 @@ REFUSED = {  # request fields the grid does not implement: refused so a client n
     "context": "context token arrays are not supported: send the conversation as /api/chat messages",
     "suffix": "fill-in-the-middle (suffix) is not supported on this server",
 }
+
+
+# Sampling options this server honours only where the engine takes them (else 400), with the
+# value that changes nothing. Resource hints (num_ctx, num_thread, num_gpu, use_mmap, ...) are the
+# node's business and are not applied from a request.
+SAMPLING_OPTIONS = {"top_k": None, "min_p": 0.0, "repeat_penalty": 1.0, "repeat_last_n": None, "presence_penalty": 0.0,
+                    "frequency_penalty": 0.0, "mirostat": 0, "tfs_z": 1.0, "typical_p": 1.0}
 
 
 class OllamaError(Exception):
@@ -96,6 +103,12 @@ def _params(body: dict, kind: str, model: str | None) -> dict:
         raise OllamaError("options must be an object")
     params = {"temperature": options.get("temperature"), "top_p": options.get("top_p"),
               "max_tokens": options.get("num_predict"), "stop": options.get("stop"), "seed": options.get("seed")}
+    engine = engine_sampling(node(), kind, model)
+    for key, value in options.items():
+        if key in engine:
+            params[key] = value  # llama.cpp takes it: passed on
+        elif key in SAMPLING_OPTIONS and value is not None and value != SAMPLING_OPTIONS[key]:
+            raise OllamaError(f"options.{key} is not supported by the model that serves this request")
     if isinstance(params["max_tokens"], int) and params["max_tokens"] < 0:
         params["max_tokens"] = None  # Ollama's -1: "as many as the model may", here the intent's limit
     return with_defaults(node(), kind, model, params)

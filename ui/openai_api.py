@@ -20,7 +20,7 @@ from quart import Blueprint, jsonify, request
 from mtor_node.intents import IntentError
 
 from .api import node
-from .compat import MAX_CHOICES, finish_of, submit_all, usage_of, with_defaults
+from .compat import MAX_CHOICES, engine_sampling, finish_of, submit_all, usage_of, with_defaults
 from .intake import BadJson, follow, read_json, http_status, run_to_end, submit, ui_state
 
 openai_bp = Blueprint("openai", __name__, url_prefix="/v1")
@@ -100,12 +100,14 @@ NEUTRAL = {"presence_penalty": 0, "frequency_penalty": 0, "parallel_tool_calls":
            "modalities": ["text"], "reasoning_effort": None, "service_tier": "auto"}
 
 
-def _refuse_unsupported(body: dict) -> None:
+def _refuse_unsupported(body: dict, engine: dict | None = None) -> None:
     for key, why in REFUSED.items():
         if body.get(key) not in (None, False, 0, {}, []):
             raise OpenAIError(f"{key}: {why}", "unsupported_parameter", param=key)
     for key, neutral in NEUTRAL.items():
         value = body.get(key)
+        if key in (engine or {}):
+            continue  # the engine takes it: passed on in the intent's params
         if value is not None and value != neutral and not (key == "service_tier" and value == "default"):
             raise OpenAIError(f"{key}={value!r} is not supported on this server (only {neutral!r})", "unsupported_parameter", param=key)
     tools = body.get("tools")
@@ -116,6 +118,15 @@ def _refuse_unsupported(body: dict) -> None:
     if fmt is not None and not (isinstance(fmt, dict) and fmt.get("type") == "text"):
         raise OpenAIError("response_format: JSON mode and structured outputs are not supported on this server "
                           "(only {'type': 'text'})", "unsupported_parameter", param="response_format")
+
+
+def _engine_for(body: dict) -> dict:
+    """The engine's extra sampling fields for the model this chat request would run on."""
+    messages = body.get("messages")
+    vision = isinstance(messages, list) and any(
+        isinstance(m, dict) and isinstance(m.get("content"), list)
+        and any(isinstance(p, dict) and p.get("type") == "image_url" for p in m["content"]) for m in messages)
+    return engine_sampling(node(), "vision" if vision else "chat", _model(body))
 
 
 def _choices(body: dict) -> int:
@@ -130,6 +141,9 @@ def _choices(body: dict) -> int:
 def _sampling(body: dict, kind: str, model: str | None) -> dict:
     given = {"max_tokens": body.get("max_completion_tokens", body.get("max_tokens")), "temperature": body.get("temperature"),
              "top_p": body.get("top_p"), "stop": body.get("stop"), "seed": body.get("seed")}
+    for key in engine_sampling(node(), kind, model):
+        if body.get(key) is not None:
+            given[key] = body[key]
     return with_defaults(node(), kind, model, given)
 
 
@@ -219,7 +233,7 @@ def _sum_usage(finals: list[dict]) -> dict:
 @openai_bp.post("/chat/completions")
 async def chat_completions():
     body = await _body()
-    _refuse_unsupported(body)
+    _refuse_unsupported(body, _engine_for(body))
     n, (stream, include_usage) = _choices(body), _stream_flags(body)
     tickets = _submit_n(_chat_intent(body), n)
     created, cid = int(time.time()), "chatcmpl-" + tickets[0].intent.id
@@ -273,7 +287,7 @@ async def completions():
     """The prompt goes through the chat model's template as one user message (the grid's models are
     chat models); suffix, echo, best_of and logprobs are refused."""
     body = await _body()
-    _refuse_unsupported(body)
+    _refuse_unsupported(body, engine_sampling(node(), "chat", _model(body)))
     for key in ("suffix", "echo"):
         if body.get(key) not in (None, False, ""):
             raise OpenAIError(f"{key} is not supported on this server", "unsupported_parameter", param=key)

@@ -34,3 +34,11 @@ async def test_every_client_gets_paris(tmp_path):
             with trio.fail_after(300):  # the first answer also loads (and maybe converts) the model
                 answers[client] = await trio.to_thread.run_sync(fn)
         assert all("paris" in a.lower() for a in answers.values()), answers
+        if entry["backend"] == "llamacpp-chat":  # llama.cpp's own sampling fields pass through every API
+            with trio.fail_after(120):
+                r = await trio.to_thread.run_sync(lambda: ollama_c.chat(
+                    model=name, messages=[{"role": "user", "content": QUESTION}], options={"top_k": 1, "repeat_penalty": 1.1}))
+                assert "paris" in r.message.content.lower()
+                r = await trio.to_thread.run_sync(lambda: openai_c.chat.completions.create(
+                    model=name, messages=[{"role": "user", "content": QUESTION}], presence_penalty=0.1, max_tokens=16))
+                assert r.choices[0].message.content

@@ -94,6 +94,13 @@ async def test_errors_in_ollama_shape(ui_node):
     e = await in_thread(lambda: expect_error(lambda: c.chat(model="echo-chat", messages=[{"role": "user", "content": "x"}],
                                                              options={"temperature": 9})))
     assert e.status_code == 400 and "temperature" in e.error
+    # a sampling option the serving engine (echo here) does not take is refused, not dropped
+    e = await in_thread(lambda: expect_error(lambda: c.chat(model="echo-chat", messages=[{"role": "user", "content": "x"}],
+                                                             options={"top_k": 5})))
+    assert e.status_code == 400 and "top_k" in e.error
+    ok = await in_thread(lambda: c.chat(model="echo-chat", messages=[{"role": "user", "content": "x"}],
+                                        options={"num_ctx": 4096, "repeat_penalty": 1.0}))  # hints, neutral values
+    assert ok.message.content == "x"
     async with httpx.AsyncClient(base_url=ui_node.http_url) as h:
         r = await h.post("/api/chat", content=b"{not json", headers={"Content-Type": "application/json"})
         assert r.status_code == 400 and "error" in r.json()
