@@ -226,6 +226,14 @@ def openapi_document(node) -> dict:
             "requestBody": {"required": True, **_json({"type": "object", "required": ["address", "amount"], "properties": {
                 "address": {"type": "string"}, "amount": {"type": "integer"}, "id": {"type": "string"}}})},
             "responses": json_or_err({"type": "object"}, 400, 409, *cross)}},
+        "/api/v1/wallet/users": {"get": {"summary": "Users' sub-accounts in this broker's ledger (sysop)", "security": SYSOP,
+            "responses": json_or_err({"type": "object", "required": ["users"], "properties": {
+                "users": {"type": "array", "items": {"type": "object"}}, "demo_grant": {"type": "integer"}}}, 403, 409)}},
+        "/api/v1/wallet/users/credit": {"post": {"summary": "Credit a user's sub-account (sysop)", "security": SYSOP,
+            "requestBody": {"required": True, **_json({"type": "object", "required": ["user", "amount"], "properties": {
+                "user": {"type": "string", "minLength": 1}, "amount": {"type": "integer"}, "id": {"type": "string"}}})},
+            "responses": json_or_err({"type": "object", "properties": {"user": {"type": "string"}, "credited": {"type": "integer"},
+                                                                       "balance": {"type": "integer"}}}, 400, 409, *cross)}},
         "/api/v1/wallet/redeem": {"post": {"summary": "Credit a grant voucher to this node",
             "requestBody": {"required": True, **_json({"type": "object", "required": ["voucher"], "properties": {"voucher": {"type": "string"}}})},
             "responses": json_or_err({"type": "object"}, 400, 409, *cross)}},
