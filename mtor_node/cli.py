@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .client import ClientError, NodeClient, default_data_dir
+from .client import ClientError, client_of, data_dir_of
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -28,14 +28,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def _add_client(p: argparse.ArgumentParser) -> None:
     _add_common(p)
     p.add_argument("--url", default=None, help="the node's HTTP address (default: from the data dir, else http://127.0.0.1:$MTOR_PORT or 9000)")
-
-
-def data_dir_of(args) -> Path:
-    return (args.data_dir or default_data_dir()).expanduser().resolve()
-
-
-def client_of(args, timeout: float = 30.0) -> NodeClient:
-    return NodeClient(data_dir_of(args), args.url, timeout)
 
 
 # ---- init / start ------------------------------------------------------------------------------

@@ -36,6 +36,16 @@ def node_url(data_dir: Path, url: str | None = None) -> str:
         return f"http://127.0.0.1:{os.environ.get('MTOR_PORT', '9000')}"
 
 
+def data_dir_of(args) -> Path:
+    """The data dir a CLI command works on: --data-dir, else $MTOR_DATA_DIR, else the platform's."""
+    return (args.data_dir or default_data_dir()).expanduser().resolve()
+
+
+def client_of(args, timeout: float = 30.0) -> "NodeClient":
+    """A client of the node that a CLI command's --data-dir / --url name."""
+    return NodeClient(data_dir_of(args), args.url, timeout)
+
+
 class NodeClient:
     def __init__(self, data_dir: Path, url: str | None = None, timeout: float = 30.0):
         self.data_dir = data_dir

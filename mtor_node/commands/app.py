@@ -9,7 +9,7 @@ import json
 
 
 def cmd_app(args) -> int:
-    from ..cli import client_of
+    from ..client import client_of
 
     client = client_of(args, timeout=60)
     if args.name == "list":

@@ -60,7 +60,7 @@ def _err(msg: str, code: int = 1) -> int:
 # ---- wallet ----------------------------------------------------------------------------------
 
 def cmd_wallet(args) -> int:
-    from ..cli import client_of
+    from ..client import client_of
 
     w = client_of(args).get("/api/v1/wallet", params={"limit": args.limit})
     if args.json:
@@ -90,7 +90,7 @@ def cmd_wallet(args) -> int:
 
 
 def cmd_wallet_grant(args) -> int:
-    from ..cli import client_of
+    from ..client import client_of
 
     try:
         amount = parse_amount(args.amount)
@@ -117,7 +117,7 @@ def cmd_wallet_grant(args) -> int:
 
 
 def cmd_wallet_redeem(args) -> int:
-    from ..cli import client_of
+    from ..client import client_of
 
     text = args.voucher
     if text == "-":
@@ -129,7 +129,7 @@ def cmd_wallet_redeem(args) -> int:
 
 
 def cmd_wallet_settle(args) -> int:
-    from ..cli import client_of
+    from ..client import client_of
 
     client = client_of(args, timeout=300.0)
     body: dict = {}
@@ -215,7 +215,7 @@ def verify_offline(data_dir: Path) -> dict:
 
 
 def cmd_ledger_verify(args) -> int:
-    from ..cli import client_of, data_dir_of
+    from ..client import client_of, data_dir_of
 
     if args.offline:
         if args.chain:
@@ -233,7 +233,7 @@ def cmd_ledger_verify(args) -> int:
 
 
 def cmd_ledger_anchor(args) -> int:
-    from ..cli import client_of
+    from ..client import client_of
 
     client = client_of(args, timeout=120.0)
     r = client.post("/api/v1/ledger/anchor", headers=client.sysop_headers())
@@ -246,7 +246,7 @@ def cmd_ledger_anchor(args) -> int:
 
 
 def cmd_ledger_export(args) -> int:
-    from ..cli import client_of
+    from ..client import client_of
 
     r = client_of(args, timeout=300.0).get("/api/v1/ledger/export")
     text = "".join(json.dumps(e) + "\n" for e in r["entries"])

@@ -21,7 +21,7 @@ def _gib(n: int) -> str:
 
 
 def _local_dir(args) -> Path:
-    from ..cli import data_dir_of
+    from ..client import data_dir_of
 
     return data_dir_of(args) / LOCAL
 
@@ -37,7 +37,7 @@ def _pulled(args) -> list[dict]:
 
 
 def cmd_list(args) -> int:
-    from ..cli import client_of
+    from ..client import client_of
     from ..client import ClientError
 
     try:
@@ -91,7 +91,7 @@ def cmd_pull(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from ..cli import client_of
+    from ..client import client_of
     from ..pull import HUB_ID
 
     src = args.source
@@ -119,7 +119,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_rm(args) -> int:
-    from ..cli import client_of
+    from ..client import client_of
     from ..client import ClientError
 
     removed = None
@@ -148,7 +148,7 @@ def cmd_rm(args) -> int:
 
 
 def cmd_load(args) -> int:
-    from ..cli import client_of
+    from ..client import client_of
 
     client = client_of(args, timeout=900)
     m = client.post(f"/api/v1/models/{args.name}/{args.models_command}", headers=client.sysop_headers())["model"]

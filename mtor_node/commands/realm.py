@@ -10,7 +10,7 @@ def _gib(n: int) -> str:
 
 
 def cmd_peers(args) -> int:
-    from ..cli import client_of
+    from ..client import client_of
 
     client = client_of(args)
     if args.action in ("block", "unblock"):
