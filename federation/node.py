@@ -15,7 +15,6 @@ from libp2p.peer.id import ID
 from libp2p.pubsub import pubsub as pubsub_mod
 from libp2p.pubsub.gossipsub import PROTOCOL_ID as GOSSIP_V10
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as GOSSIP_V11
-from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
@@ -23,6 +22,7 @@ from . import caps as caps_mod
 from .budget import AddrPolicy, bound_peerstore
 from .guard import StreamGuard
 from .dnsaddr import DnsaddrResolver, is_dns_addr
+from .gossip import FloodPublishGossipSub
 from .host import full_addrs, info_from_addr, listen_multiaddr, make_host, set_safe_handler
 from .intent_protocol import PROTOCOL as INTENT_PROTOCOL
 from .intent_protocol import Handler, IntentClient, IntentFailed, IntentServer, Limits, OnEvent
@@ -128,6 +128,7 @@ class Federation:
         rendezvous: bool = False,
         rendezvous_bootstrap: list[str] | None = None,
         dns_servers: list[str] | None = None,
+        flood_publish: bool = True,
     ) -> None:
         self.realm = realm or public_realm()
         self.signer = Signer(seed)
@@ -165,7 +166,8 @@ class Federation:
         self.validator = caps_mod.CapsValidator()
         self.server = IntentServer(self.signer, self.limits)
         self.client = IntentClient(self.host, self.signer.peer_id, self.limits)
-        self.gossip = GossipSub(
+        self.gossip = FloodPublishGossipSub(  # our own announcements to every subscribed peer at once
+            flood_publish=flood_publish,
             protocols=[GOSSIP_V11, GOSSIP_V10],
             degree=6,
             degree_low=4,

@@ -28,7 +28,7 @@ def seed(i: int) -> bytes:
     return bytes([i + 1]) * 32
 
 
-def child(idx: int, peers: list[str], source: str) -> None:
+def child(idx: int, peers: list[str], source: str, flood: bool = True) -> None:
     import trio
 
     from federation import Federation
@@ -37,7 +37,7 @@ def child(idx: int, peers: list[str], source: str) -> None:
         return {"models": {"chat": ["echo"]}, "prices": {"chat": price}}
 
     async def main() -> None:
-        fed = Federation(seed(idx), peers=peers, announce_interval=5.0, enable_dht=False)
+        fed = Federation(seed(idx), peers=peers, announce_interval=5.0, enable_dht=False, flood_publish=flood)
         fed.set_capabilities(caps(1000))
         orig = fed.peers.record_announcement
         seen: set[int] = set()
@@ -79,9 +79,10 @@ def main() -> None:
     ap.add_argument("--child", type=int, default=None)
     ap.add_argument("--peers", default="")
     ap.add_argument("--source", default="")
+    ap.add_argument("--no-flood", action="store_true", help="mesh-only publishing (py-libp2p's default), to compare")
     args = ap.parse_args()
     if args.child is not None:
-        return child(args.child, [p for p in args.peers.split(",") if p], args.source)
+        return child(args.child, [p for p in args.peers.split(",") if p], args.source, not args.no_flood)
 
     from mtor_node.identity import Identity
 
@@ -101,7 +102,7 @@ def main() -> None:
         for i in range(args.nodes):
             peers = rng.sample(addrs, min(3, len(addrs)))
             proc = subprocess.Popen([sys.executable, __file__, "--child", str(i), "--peers", ",".join(peers),
-                                     "--source", source], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     "--source", source] + (["--no-flood"] if args.no_flood else []), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL, text=True)
             addrs.append(json.loads(proc.stdout.readline())["addr"])
             procs.append(proc)
