@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
-from .entry import GENESIS, ZERO_HASH, Entry, balance_delta, counterparty
+from .entry import ANCHOR, GENESIS, ZERO_HASH, Entry, balance_delta, counterparty
 from .errors import ChainError, ReplayError
 from .keys import Signer
 
@@ -242,3 +242,18 @@ class ChainStore:
                               (author, kind, job)).fetchone()
         return Entry.from_bytes(row[0]) if row else None
 
+
+def pending_range(store: ChainStore) -> tuple[int, int] | None:
+    """The range of this node's own entries written since its last anchor, or None if none to anchor."""
+    head = store.head()
+    assert head is not None
+    row = store.db.execute(
+        "SELECT raw FROM ledger_entries WHERE author=? AND kind=? ORDER BY seq DESC LIMIT 1",
+        (store.me, ANCHOR)).fetchone()
+    first = Entry.from_bytes(row[0]).body["last"] + 1 if row else 0
+    if first > head[0]:
+        return None
+    n_other = store.db.execute(
+        "SELECT COUNT(*) FROM ledger_entries WHERE author=? AND seq>=? AND kind!=?",
+        (store.me, first, ANCHOR)).fetchone()[0]
+    return (first, head[0]) if n_other else None

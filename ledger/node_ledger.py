@@ -13,8 +13,8 @@ from typing import Any
 
 from . import payment
 from .accounts import DEFAULT_HOLD_TTL_S, Accounts
-from .chain import ChainStore
-from .entry import ANCHOR, DEPOSIT, GRANT, Entry
+from .chain import ChainStore, pending_range
+from .entry import DEPOSIT, GRANT, Entry
 from .errors import BadSignature, EquivocationError, PaymentError, ReplayError
 from .fraud import BanList, FraudProof, check_foreign
 from .grants import GrantVoucher
@@ -171,18 +171,3 @@ class Ledger:
 
     async def verify_with_chain(self, client) -> VerifyReport:
         return await verify_anchors_on_chain(self.verify(), client)
-
-
-def pending_range(store: ChainStore) -> tuple[int, int] | None:
-    head = store.head()
-    assert head is not None
-    row = store.db.execute(
-        "SELECT raw FROM ledger_entries WHERE author=? AND kind=? ORDER BY seq DESC LIMIT 1",
-        (store.me, ANCHOR)).fetchone()
-    first = Entry.from_bytes(row[0]).body["last"] + 1 if row else 0
-    if first > head[0]:
-        return None
-    n_other = store.db.execute(
-        "SELECT COUNT(*) FROM ledger_entries WHERE author=? AND seq>=? AND kind!=?",
-        (store.me, first, ANCHOR)).fetchone()[0]
-    return (first, head[0]) if n_other else None

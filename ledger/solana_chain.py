@@ -31,7 +31,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import Transaction, VersionedTransaction
 
-from .chain import ChainStore
+from .chain import ChainStore, pending_range
 from .entry import ANCHOR, SETTLE, Entry
 from .errors import AnchorError, SettlementError
 from .keys import address
@@ -268,7 +268,6 @@ class RpcChainClient:
 # --- anchoring --------------------------------------------------------------------------
 
 def _pending(store: ChainStore) -> tuple[int, int] | None:
-    from .node_ledger import pending_range
     return pending_range(store)
 
 
