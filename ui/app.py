@@ -19,7 +19,8 @@ from .intake import UiState
 from .ledger_api import ledger_api
 from .meta import meta
 from .ollama_api import ollama_bp
-from .openai_api import openai_bp
+from . import openai_api, openai_audio, openai_embed  # noqa: F401 - their routes, on openai_bp
+from .openai_common import openai_bp
 from .pages import CSP, pages
 from .realm_api import realm_api
 from .sysop import sysop

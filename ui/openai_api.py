@@ -15,72 +15,18 @@ import re
 import time
 from contextlib import aclosing
 
-from quart import Blueprint, jsonify, request
+from quart import jsonify
 
 from mtor_node.intents import IntentError
 
 from .api import node
 from .compat import MAX_CHOICES, engine_sampling, finish_of, submit_all, usage_of, with_defaults
-from .intake import BadJson, follow, read_json, http_status, run_to_end, submit, ui_state
+from .intake import follow, run_to_end, ui_state
+from .openai_common import (OpenAIError, final_error, from_intent_error, model_of, openai_bp,
+                            read_body, submit_intent, user_of)
 
-openai_bp = Blueprint("openai", __name__, url_prefix="/v1")
-
-DEFAULT_MODEL_NAMES = ("", "default", "auto")
 SIZE = re.compile(r"^(\d{2,4})x(\d{2,4})$")
 MAX_IMAGES = 4
-
-
-class OpenAIError(Exception):
-    def __init__(self, message: str, code: str = "invalid_request", status: int = 400, param: str | None = None):
-        super().__init__(message)
-        self.message, self.code, self.status, self.param = message, code, status, param
-
-    def response(self):
-        kind = "invalid_request_error" if self.status < 500 else "server_error"
-        return jsonify({"error": {"message": self.message, "type": kind, "code": self.code, "param": self.param}}), self.status
-
-
-@openai_bp.errorhandler(OpenAIError)
-async def _openai_error(e: OpenAIError):
-    return e.response()
-
-
-def _from_intent_error(e: IntentError) -> OpenAIError:
-    return OpenAIError(e.message, e.code, http_status(e.code))
-
-
-def _final_error(final: dict) -> OpenAIError:
-    status = {"timeout": 504, "cancelled": 409, "banned": 403}.get(final.get("code"), 422)
-    return OpenAIError(final.get("message", "the intent failed"), final.get("code", "failed"), status)
-
-
-async def _body() -> dict:
-    try:
-        body = await read_json()
-    except BadJson:
-        body = None
-    if not isinstance(body, dict):
-        raise OpenAIError("the body must be a JSON object")
-    return body
-
-
-def _model(body: dict) -> str | None:
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise OpenAIError("model must be a string", param="model")
-    return None if model is None or model.lower() in DEFAULT_MODEL_NAMES else model
-
-
-def _user(body: dict) -> str:
-    user = body.get("user")
-    return user if isinstance(user, str) and 0 < len(user) <= 64 else "openai"
-
-
-def _submit(d: dict):
-    try:
-        return submit(ui_state(), d)
-    except IntentError as e:
-        raise _from_intent_error(e) from None
 
 
 # ---- chat -------------------------------------------------------------------------------------
@@ -126,7 +72,7 @@ def _engine_for(body: dict) -> dict:
     vision = isinstance(messages, list) and any(
         isinstance(m, dict) and isinstance(m.get("content"), list)
         and any(isinstance(p, dict) and p.get("type") == "image_url" for p in m["content"]) for m in messages)
-    return engine_sampling(node(), "vision" if vision else "chat", _model(body))
+    return engine_sampling(node(), "vision" if vision else "chat", model_of(body))
 
 
 def _choices(body: dict) -> int:
@@ -174,8 +120,8 @@ def _chat_intent(body: dict) -> dict:
                                       "(text and image_url with a data: URI are supported)", param="messages")
             content = "\n".join(texts)
         plain.append({"role": role, "content": content})
-    model = _model(body)
-    d = {"model": model, "user": _user(body)}
+    model = model_of(body)
+    d = {"model": model, "user": user_of(body)}
     if image is not None:
         prompt = next((m["content"] for m in reversed(plain) if m["role"] == "user"), "")
         return {**d, "kind": "vision", "image": image, "prompt": prompt or None, "params": _sampling(body, "vision", model)}
@@ -203,7 +149,7 @@ def _submit_n(d: dict, n: int) -> list:
     try:
         return submit_all(intents)
     except IntentError as e:
-        raise _from_intent_error(e) from None
+        raise from_intent_error(e) from None
 
 
 def _stream_flags(body: dict) -> tuple[bool, bool]:
@@ -232,7 +178,7 @@ def _sum_usage(finals: list[dict]) -> dict:
 
 @openai_bp.post("/chat/completions")
 async def chat_completions():
-    body = await _body()
+    body = await read_body()
     _refuse_unsupported(body, _engine_for(body))
     n, (stream, include_usage) = _choices(body), _stream_flags(body)
     tickets = _submit_n(_chat_intent(body), n)
@@ -269,7 +215,7 @@ async def chat_completions():
     finals = [await run_to_end(state, t) for t in tickets]
     for final in finals:
         if final["type"] == "error":
-            raise _final_error(final)
+            raise final_error(final)
     return jsonify({
         "id": cid, "object": "chat.completion", "created": created, "model": model, "system_fingerprint": None,
         "choices": [{"index": i, "message": {"role": "assistant", "content": f.get("text", ""), "refusal": None},
@@ -286,8 +232,8 @@ async def chat_completions():
 async def completions():
     """The prompt goes through the chat model's template as one user message (the grid's models are
     chat models); suffix, echo, best_of and logprobs are refused."""
-    body = await _body()
-    _refuse_unsupported(body, engine_sampling(node(), "chat", _model(body)))
+    body = await read_body()
+    _refuse_unsupported(body, engine_sampling(node(), "chat", model_of(body)))
     for key in ("suffix", "echo"):
         if body.get(key) not in (None, False, ""):
             raise OpenAIError(f"{key} is not supported on this server", "unsupported_parameter", param=key)
@@ -300,8 +246,8 @@ async def completions():
     n, (stream, include_usage) = _choices(body), _stream_flags(body)
     if len(prompts) * n > MAX_CHOICES:
         raise OpenAIError(f"prompts × n must be at most {MAX_CHOICES}", param="n")
-    model = _model(body)
-    base = {"kind": "chat", "model": model, "user": _user(body), "params": _sampling(body, "chat", model)}
+    model = model_of(body)
+    base = {"kind": "chat", "model": model, "user": user_of(body), "params": _sampling(body, "chat", model)}
     tickets = [t for p in prompts for t in _submit_n({**base, "messages": [{"role": "user", "content": p}]}, n)]
     created, cid = int(time.time()), "cmpl-" + tickets[0].intent.id
     shown = body.get("model") or tickets[0].target or "default"
@@ -334,7 +280,7 @@ async def completions():
     finals = [await run_to_end(state, t) for t in tickets]
     for final in finals:
         if final["type"] == "error":
-            raise _final_error(final)
+            raise final_error(final)
     usage = {"prompt_tokens": sum(usage_of(f)[0] for f in finals[::n]), "completion_tokens": sum(usage_of(f)[1] for f in finals)}
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     return jsonify({"id": cid, "object": "text_completion", "created": created, "model": shown, "system_fingerprint": None,
@@ -346,7 +292,7 @@ async def completions():
 
 @openai_bp.post("/images/generations")
 async def images_generations():
-    body = await _body()
+    body = await read_body()
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise OpenAIError("prompt must be a non-empty string", param="prompt")
@@ -371,10 +317,10 @@ async def images_generations():
         p = dict(params)
         if isinstance(p.get("seed"), int) and not isinstance(p["seed"], bool) and i:
             p["seed"] += i  # n different images from one seed
-        ticket = _submit({"kind": "imagine", "prompt": prompt, "model": _model(body), "user": _user(body), "params": p})
+        ticket = submit_intent({"kind": "imagine", "prompt": prompt, "model": model_of(body), "user": user_of(body), "params": p})
         final = await run_to_end(state, ticket)
         if final["type"] == "error":
-            raise _final_error(final)
+            raise final_error(final)
         png = final.get("image_png") or b""
         data.append({"b64_json": base64.b64encode(png).decode(), "revised_prompt": prompt})
     return jsonify({"created": int(time.time()), "data": data})
@@ -406,4 +352,3 @@ async def model_retrieve(model_id: str):
     return jsonify(found)
 
 
-from . import openai_audio, openai_embed  # noqa: E402,F401 - register /v1/audio/* and /v1/embeddings on openai_bp

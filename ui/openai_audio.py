@@ -8,7 +8,7 @@ from quart import jsonify, request
 
 from .audio_formats import SPEECH_TYPES, AudioFormatError, encode_speech, to_srt, to_vtt
 from .intake import run_to_end, ui_state
-from .openai_api import DEFAULT_MODEL_NAMES, OpenAIError, _body, _final_error, _model, _submit, _user, openai_bp
+from .openai_common import DEFAULT_MODEL_NAMES, OpenAIError, final_error, model_of, openai_bp, read_body, submit_intent, user_of
 
 TRANSCRIPT_FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
 TIMED_FORMATS = ("verbose_json", "srt", "vtt")
@@ -33,11 +33,11 @@ async def audio_transcriptions():
     if fmt in TIMED_FORMATS:
         params["timestamps"] = True
     model = form.get("model")
-    ticket = _submit({"kind": "transcribe", "audio": audio, "user": "openai", "params": params,
+    ticket = submit_intent({"kind": "transcribe", "audio": audio, "user": "openai", "params": params,
                       "model": None if not model or model in DEFAULT_MODEL_NAMES or model == "whisper-1" else model})
     final = await run_to_end(ui_state(), ticket)
     if final["type"] == "error":
-        raise _final_error(final)
+        raise final_error(final)
     text = final.get("text", "")
     if fmt == "text":
         return text, 200, {"Content-Type": "text/plain; charset=utf-8"}
@@ -55,7 +55,7 @@ async def audio_transcriptions():
 
 @openai_bp.post("/audio/speech")
 async def audio_speech():
-    body = await _body()
+    body = await read_body()
     text = body.get("input")
     if not isinstance(text, str) or not text.strip():
         raise OpenAIError("input must be a non-empty string", param="input")
@@ -69,13 +69,13 @@ async def audio_speech():
         params["voice"] = body["voice"]  # OpenAI's own voice names mean "the default voice" here
     if body.get("speed") is not None:
         params["speed"] = body["speed"]
-    model = _model(body)
+    model = model_of(body)
     if model in ("tts-1", "tts-1-hd", "gpt-4o-mini-tts"):
         model = None
-    ticket = _submit({"kind": "speak", "prompt": text, "model": model, "user": _user(body), "params": params})
+    ticket = submit_intent({"kind": "speak", "prompt": text, "model": model, "user": user_of(body), "params": params})
     final = await run_to_end(ui_state(), ticket)
     if final["type"] == "error":
-        raise _final_error(final)
+        raise final_error(final)
     try:
         # Encoding is CPU work (a few ms per second of audio): keep it off the event loop.
         audio = await trio.to_thread.run_sync(encode_speech, final.get("audio_wav") or b"", fmt)

@@ -16,7 +16,7 @@ from mtor_node.intents import MAX_EMBED_TEXTS
 
 from .compat import usage_of
 from .intake import run_to_end, ui_state
-from .openai_api import OpenAIError, _body, _final_error, _model, _submit, _user, openai_bp
+from .openai_common import OpenAIError, final_error, model_of, openai_bp, read_body, submit_intent, user_of
 
 
 def embed_texts(value, field: str, error) -> list[str]:
@@ -33,7 +33,7 @@ def embed_texts(value, field: str, error) -> list[str]:
 
 @openai_bp.post("/embeddings")
 async def embeddings():
-    body = await _body()
+    body = await read_body()
     texts = embed_texts(body.get("input"), "input", lambda m: OpenAIError(m, param="input"))
     fmt = body.get("encoding_format", "float")
     if fmt not in ("float", "base64"):
@@ -41,13 +41,13 @@ async def embeddings():
     dims = body.get("dimensions")
     if dims is not None and (isinstance(dims, bool) or not isinstance(dims, int) or dims < 1):
         raise OpenAIError("dimensions must be a whole number ≥ 1", param="dimensions")
-    model = _model(body)
+    model = model_of(body)
     if model == "text-embedding-ada-002" or (model or "").startswith("text-embedding-3"):
         model = None  # OpenAI's names: the node's default embedding model
-    ticket = _submit({"kind": "embed", "texts": texts, "model": model, "user": _user(body)})
+    ticket = submit_intent({"kind": "embed", "texts": texts, "model": model, "user": user_of(body)})
     final = await run_to_end(ui_state(), ticket)
     if final["type"] == "error":
-        raise _final_error(final)
+        raise final_error(final)
     vectors = final.get("embeddings") or []
     if dims is not None and vectors and dims != len(vectors[0]):
         raise OpenAIError(f"dimensions={dims}: this model gives {len(vectors[0])} dimensions and cannot shorten them",
