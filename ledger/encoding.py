@@ -21,20 +21,20 @@ MAX_AMOUNT = 10**15
 MAX_DEPTH = 6
 
 
-def _sorted(obj: Any) -> Any:
+def sort_keys(obj: Any) -> Any:
     # str keys only (decoders enforce it); Python orders str by code point, which is the same
     # order as their UTF-8 bytes, so a plain sort is the canonical byte order.
     t = type(obj)
     if t is dict:
-        return {k: _sorted(v) for k, v in sorted(obj.items())}
+        return {k: sort_keys(v) for k, v in sorted(obj.items())}
     if t is list or t is tuple:
-        return [_sorted(v) for v in obj]
+        return [sort_keys(v) for v in obj]
     return obj
 
 
 def canonical(obj: Any) -> bytes:
     """Canonical bytes of a msgpack-able object (dict keys sorted recursively)."""
-    return msgpack.packb(_sorted(obj), use_bin_type=True)
+    return msgpack.packb(sort_keys(obj), use_bin_type=True)
 
 
 def _no_ext(code: int, data: bytes) -> Any:

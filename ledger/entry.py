@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import msgpack
 
-from .encoding import MAX_AMOUNT, MAX_INT, _sorted, check_dict, get_bytes, get_int, get_str, unpack
+from .encoding import MAX_AMOUNT, MAX_INT, check_dict, get_bytes, get_int, get_str, sort_keys, unpack
 from .errors import BadSignature, DecodeError
 from .grants import GrantVoucher
 from .keys import DOMAIN_ENTRY, Signer, address, verify_sig
@@ -164,7 +164,7 @@ class Entry:
 
     @cached_property
     def _sorted_body(self) -> dict:
-        return _sorted(self.body)
+        return sort_keys(self.body)
 
     @cached_property
     def signing_bytes(self) -> bytes:

@@ -294,11 +294,11 @@ def load(path: Path, overrides: dict[str, Any] | None = None) -> Config:
         allowed = key.check(values[key.path])
         if allowed:
             raise ConfigError(f"invalid value for {key.path} in {path}: {values[key.path]!r}; allowed: {allowed}")
-    models, flags = _load_models(raw.get("models", DEFAULT_MODELS if not path.exists() else {}), path, warnings)
+    models, flags = load_models(raw.get("models", DEFAULT_MODELS if not path.exists() else {}), path, warnings)
     return Config(values, models, flags, warnings, path)
 
 
-def _load_models(table: Any, path: Path, warnings: list[str]) -> tuple[list[ModelSpec], dict]:
+def load_models(table: Any, path: Path, warnings: list[str]) -> tuple[list[ModelSpec], dict]:
     if not isinstance(table, dict):
         raise ConfigError(f"invalid value for models in {path}: must be [models.NAME] tables")
     models, flags = [], {}

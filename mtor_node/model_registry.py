@@ -17,7 +17,7 @@ from pathlib import Path
 import trio
 
 from .backends import BackendError
-from .config import ConfigError, _load_models
+from .config import ConfigError, load_models
 from .models import ModelManager, ModelState
 from .store import migrate
 
@@ -57,7 +57,7 @@ class ModelRegistry:
             raise RegistryError("bad_request", "the model must be a JSON object of mtor.toml's [models.NAME] fields")
         warnings: list[str] = []
         try:
-            (spec,), flags = _load_models({name: fields}, Path("runtime"), warnings)  # the same checks as mtor.toml
+            (spec,), flags = load_models({name: fields}, Path("runtime"), warnings)  # the same checks as mtor.toml
         except ConfigError as e:
             raise RegistryError("bad_request", str(e).replace(" in runtime", "")) from None
         if warnings:

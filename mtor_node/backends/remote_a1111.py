@@ -24,7 +24,7 @@ import httpx
 import trio
 
 from ..intents import Intent
-from . import _http
+from . import remote_http
 from .base import Backend, BackendError, Emit
 
 DEFAULT_URL = "http://127.0.0.1:7860"
@@ -35,7 +35,7 @@ class A1111Remote(Backend):
 
     def __init__(self, spec, cache_dir):
         super().__init__(spec, cache_dir)
-        self.url = _http.server_url(self, DEFAULT_URL)
+        self.url = remote_http.server_url(self, DEFAULT_URL)
         self.what = f"AUTOMATIC1111 at {self.url}"
 
     def load_sync(self, progress) -> None:
@@ -47,10 +47,10 @@ class A1111Remote(Backend):
 
     async def health(self) -> dict:
         try:
-            async with _http.client(self, self.url, read_default=10.0) as c:
-                data = await _http.get_json(c, "/sdapi/v1/sd-models", self.what)
+            async with remote_http.client(self, self.url, read_default=10.0) as c:
+                data = await remote_http.get_json(c, "/sdapi/v1/sd-models", self.what)
         except BackendError as e:
-            return _http.health_error(self.url, e)
+            return remote_http.health_error(self.url, e)
         models = [m.get("title") or m.get("model_name") for m in data if isinstance(m, dict)] if isinstance(data, list) else []
         models = [m for m in models if m]
         wanted = self.spec.options.get("model")
@@ -81,7 +81,7 @@ class A1111Remote(Backend):
         result: dict = {}
         last_step = 0
 
-        async with _http.client(self, self.url, read_default=600.0) as c:
+        async with remote_http.client(self, self.url, read_default=600.0) as c:
 
             async def poll() -> None:
                 nonlocal last_step
@@ -100,7 +100,7 @@ class A1111Remote(Backend):
 
             async def generate(nursery: trio.Nursery) -> None:
                 try:
-                    result["data"] = await _http.post_json(c, "/sdapi/v1/txt2img", self.what, payload)
+                    result["data"] = await remote_http.post_json(c, "/sdapi/v1/txt2img", self.what, payload)
                 except Exception as e:  # noqa: BLE001 - re-raised below, outside the nursery (no ExceptionGroup)
                     result["error"] = e
                 finally:
@@ -130,9 +130,8 @@ class A1111Remote(Backend):
         except ValueError:
             info = {}
         raw = base64.b64decode(images[0].split(",", 1)[-1])  # some forks prefix a data: URL
-        from .remote_openai import _as_png
 
-        png, size = _as_png(raw)
+        png, size = remote_http.png_of(raw)
         if last_step < steps:
             await emit({"type": "progress", "step": steps, "total": steps})
         return {"image_png": png, "width": size[0], "height": size[1], "steps": steps,

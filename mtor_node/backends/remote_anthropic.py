@@ -27,7 +27,7 @@ import httpx
 import trio
 
 from ..intents import Intent
-from . import _http
+from . import remote_http
 from .base import Backend, BackendError, Emit
 
 DEFAULT_URL = "https://api.anthropic.com"
@@ -41,7 +41,7 @@ class AnthropicRemote(Backend):
 
     def __init__(self, spec, cache_dir):
         super().__init__(spec, cache_dir)
-        self.url = _http.server_url(self, DEFAULT_URL)
+        self.url = remote_http.server_url(self, DEFAULT_URL)
         self.what = f"Anthropic ({self.url})"
 
     def load_sync(self, progress) -> None:
@@ -49,7 +49,7 @@ class AnthropicRemote(Backend):
             raise BackendError("bad_config", f"model {self.spec.name!r}: the anthropic backend serves chat and vision, not {self.spec.kind}")
 
     def describe(self) -> dict:
-        return {"remote": "anthropic", "url": self.url, "model": _http.remote_model(self)}
+        return {"remote": "anthropic", "url": self.url, "model": remote_http.remote_model(self)}
 
     # ------------------------------------------------------------ requests
 
@@ -65,17 +65,17 @@ class AnthropicRemote(Backend):
     def _client(self, read_default: float = 300.0) -> httpx.AsyncClient:
         headers = {"x-api-key": self._key(), "anthropic-version": str(self.spec.options.get("version", API_VERSION)),
                    "content-type": "application/json"}
-        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=_http.timeouts(self, read_default),
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=remote_http.timeouts(self, read_default),
                                  trust_env=False, follow_redirects=False)
 
     def _error(self, status: int, body: bytes) -> BackendError:
         """Anthropic's {"type": "error", "error": {"type", "message"}} as a BackendError with a stable code."""
-        kind, message = "", _http.error_message(body)
+        kind, message = "", remote_http.error_message(body)
         try:
             kind = str(json.loads(body).get("error", {}).get("type", ""))
         except (ValueError, AttributeError):
             pass
-        model = _http.remote_model(self)
+        model = remote_http.remote_model(self)
         if status in (401, 403):
             return BackendError("unauthorized", f"{self.what} refused the API key ({kind or status}: {message})")
         if status == 404:
@@ -102,9 +102,9 @@ class AnthropicRemote(Backend):
                     raise self._error(resp.status_code, resp.content)
                 data = resp.json()
         except (BackendError, httpx.HTTPError, ValueError) as e:
-            return _http.health_error(self.url, e if isinstance(e, BackendError) else BackendError("unavailable", f"cannot reach {self.url}: {type(e).__name__}"))
+            return remote_http.health_error(self.url, e if isinstance(e, BackendError) else BackendError("unavailable", f"cannot reach {self.url}: {type(e).__name__}"))
         models = [m["id"] for m in data.get("data") or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
-        wanted = _http.remote_model(self)
+        wanted = remote_http.remote_model(self)
         serves = wanted in models
         return {"ok": True, "url": self.url, "models": models, "model": wanted, "serves": serves,
                 "kinds": list(self.kinds) if serves else [],
@@ -115,13 +115,13 @@ class AnthropicRemote(Backend):
     def _payload(self, intent: Intent) -> dict:
         p = intent.params
         if intent.kind == "vision":
-            image = {"type": "image", "source": {"type": "base64", "media_type": _http.sniff_image_mime(intent.image),
+            image = {"type": "image", "source": {"type": "base64", "media_type": remote_http.sniff_image_mime(intent.image),
                                                  "data": base64.b64encode(intent.image).decode()}}
             messages, system = [{"role": "user", "content": [image, {"type": "text", "text": intent.prompt}]}], ""
         else:
             system = "\n\n".join(m["content"] for m in intent.messages if m["role"] == "system")
             messages = [{"role": m["role"], "content": m["content"]} for m in intent.messages if m["role"] != "system"]
-        payload = {"model": _http.remote_model(self), "max_tokens": p.get("max_tokens", 256), "messages": messages, "stream": True}
+        payload = {"model": remote_http.remote_model(self), "max_tokens": p.get("max_tokens", 256), "messages": messages, "stream": True}
         if system:
             payload["system"] = system
         if p.get("stop"):

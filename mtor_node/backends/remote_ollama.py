@@ -17,7 +17,7 @@ import base64
 import json
 
 from ..intents import Intent
-from . import _http
+from . import remote_http
 from .base import Backend, BackendError, Emit
 
 DEFAULT_URL = "http://127.0.0.1:11434"
@@ -29,22 +29,22 @@ class OllamaRemote(Backend):
 
     def __init__(self, spec, cache_dir):
         super().__init__(spec, cache_dir)
-        self.url = _http.server_url(self, DEFAULT_URL)
+        self.url = remote_http.server_url(self, DEFAULT_URL)
 
     def load_sync(self, progress) -> None:
         if self.spec.kind not in self.kinds:
             raise BackendError("bad_config", f"the ollama adapter serves chat and vision, not {self.spec.kind}")
 
     def describe(self) -> dict:
-        return {"remote": "ollama", "url": self.url, "model": _http.remote_model(self)}
+        return {"remote": "ollama", "url": self.url, "model": remote_http.remote_model(self)}
 
     async def health(self) -> dict:
         """Is the server up, which models it has, and whether this entry's model is one of them."""
         try:
-            async with _http.client(self, self.url, read_default=10.0) as c:
-                data = await _http.get_json(c, "/api/tags", "ollama")
+            async with remote_http.client(self, self.url, read_default=10.0) as c:
+                data = await remote_http.get_json(c, "/api/tags", "ollama")
         except BackendError as e:
-            return _http.health_error(self.url, e)
+            return remote_http.health_error(self.url, e)
         models, kinds = [], {}
         for m in data.get("models") or []:
             name = m.get("name") or m.get("model")
@@ -55,7 +55,7 @@ class OllamaRemote(Backend):
             k = ["chat", "vision"] if families & _VISION_FAMILIES or "llava" in name or "vision" in name else ["chat"]
             models.append(name)
             kinds[name] = k
-        wanted = _http.remote_model(self)
+        wanted = remote_http.remote_model(self)
         serves = _matches(wanted, models)
         return {"ok": True, "url": self.url, "models": models, "kinds_by_model": kinds,
                 "model": wanted, "serves": serves, "kinds": [self.spec.kind] if serves else []}
@@ -73,14 +73,14 @@ class OllamaRemote(Backend):
             options["stop"] = p["stop"]
         if p.get("seed") is not None:
             options["seed"] = p["seed"]
-        payload = {"model": _http.remote_model(self), "messages": messages, "stream": True, "options": options}
+        payload = {"model": remote_http.remote_model(self), "messages": messages, "stream": True, "options": options}
         if "keep_alive" in self.spec.options:
             payload["keep_alive"] = self.spec.options["keep_alive"]
         text, final = [], {}
-        async with _http.client(self, self.url) as c:
+        async with remote_http.client(self, self.url) as c:
             async with c.stream("POST", "/api/chat", json=payload) as resp:
                 if resp.status_code >= 400:
-                    _http.raise_for_status(resp, f"ollama at {self.url}", await resp.aread())
+                    remote_http.raise_for_status(resp, f"ollama at {self.url}", await resp.aread())
                 async for line in resp.aiter_lines():
                     if not line.strip():
                         continue

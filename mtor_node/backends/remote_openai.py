@@ -28,7 +28,7 @@ import json
 from federation.kinds import KIND_NAMES as KINDS  # the one kind registry
 
 from ..intents import Intent
-from . import _http
+from . import remote_http
 from ._media import join_wavs, split_sentences, wav_bytes, wav_pcm
 from .base import Backend, BackendError, Emit
 
@@ -53,7 +53,7 @@ class OpenAIRemote(Backend):
 
     def __init__(self, spec, cache_dir):
         super().__init__(spec, cache_dir)
-        self.url = _http.server_url(self)
+        self.url = remote_http.server_url(self)
         self.v1 = "" if self.url.endswith("/v1") else "/v1"
         self.what = f"the server at {self.url}"
 
@@ -62,14 +62,14 @@ class OpenAIRemote(Backend):
             raise BackendError("bad_config", f"unknown kind {self.spec.kind!r}")
 
     def describe(self) -> dict:
-        return {"remote": "openai", "url": self.url, "model": _http.remote_model(self)}
+        return {"remote": "openai", "url": self.url, "model": remote_http.remote_model(self)}
 
     async def health(self) -> dict:
         try:
-            async with _http.client(self, self.url, read_default=10.0) as c:
-                data = await _http.get_json(c, f"{self.v1}/models", self.what)
+            async with remote_http.client(self, self.url, read_default=10.0) as c:
+                data = await remote_http.get_json(c, f"{self.v1}/models", self.what)
         except BackendError as e:
-            return _http.health_error(self.url, e)
+            return remote_http.health_error(self.url, e)
         configured = self.spec.options.get("kinds")
         models, kinds = [], {}
         for m in (data.get("data") if isinstance(data, dict) else None) or []:
@@ -77,7 +77,7 @@ class OpenAIRemote(Backend):
             if mid:
                 models.append(mid)
                 kinds[mid] = list(configured) if configured else guess_kinds(mid)
-        wanted = _http.remote_model(self)
+        wanted = remote_http.remote_model(self)
         serves = wanted in models
         return {"ok": True, "url": self.url, "models": models, "kinds_by_model": kinds, "model": wanted,
                 "serves": serves, "kinds": [self.spec.kind] if serves else []}
@@ -96,12 +96,12 @@ class OpenAIRemote(Backend):
     async def _chat(self, intent: Intent, emit: Emit) -> dict:
         p = intent.params
         if intent.kind == "vision":
-            url = f"data:{_http.sniff_image_mime(intent.image)};base64,{base64.b64encode(intent.image).decode()}"
+            url = f"data:{remote_http.sniff_image_mime(intent.image)};base64,{base64.b64encode(intent.image).decode()}"
             messages = [{"role": "user", "content": [{"type": "text", "text": intent.prompt},
                                                      {"type": "image_url", "image_url": {"url": url}}]}]
         else:
             messages = intent.messages
-        payload = {"model": _http.remote_model(self), "messages": messages, "stream": True,
+        payload = {"model": remote_http.remote_model(self), "messages": messages, "stream": True,
                    "max_tokens": p.get("max_tokens", 256), "temperature": p.get("temperature", 0.7), "top_p": p.get("top_p", 0.95)}
         if p.get("stop"):
             payload["stop"] = p["stop"]
@@ -111,10 +111,10 @@ class OpenAIRemote(Backend):
             payload["stream_options"] = {"include_usage": True}
         payload.update(self.chat_extras(p))
         text, finish, usage, pieces = [], None, None, 0
-        async with _http.client(self, self.url) as c:
+        async with remote_http.client(self, self.url) as c:
             async with c.stream("POST", f"{self.v1}/chat/completions", json=payload) as resp:
                 if resp.status_code >= 400:
-                    _http.raise_for_status(resp, self.what, await resp.aread())
+                    remote_http.raise_for_status(resp, self.what, await resp.aread())
                 async for line in resp.aiter_lines():
                     if not line.startswith("data:"):
                         continue  # blank separators, ": keep-alive" comments, "event:" lines
@@ -126,7 +126,7 @@ class OpenAIRemote(Backend):
                     except ValueError:
                         raise BackendError("remote_error", f"{self.what} sent an event that is not JSON: {data[:200]!r}") from None
                     if obj.get("error"):
-                        raise BackendError("remote_error", f"{self.what}: {_http.error_message(json.dumps(obj))}")
+                        raise BackendError("remote_error", f"{self.what}: {remote_http.error_message(json.dumps(obj))}")
                     if obj.get("usage"):
                         usage = obj["usage"]
                     for choice in obj.get("choices") or []:
@@ -156,11 +156,11 @@ class OpenAIRemote(Backend):
         limit = intent.params.get("max_seconds")
         if limit is not None and duration > float(limit):
             raise BackendError("too_large", f"the audio lasts {duration:.1f} s; the limit is {float(limit):g} s")
-        name, mime = _http.sniff_audio(intent.audio)
-        fields = {"model": _http.remote_model(self), "response_format": "verbose_json" if intent.params.get("timestamps") else "json"}
+        name, mime = remote_http.sniff_audio(intent.audio)
+        fields = {"model": remote_http.remote_model(self), "response_format": "verbose_json" if intent.params.get("timestamps") else "json"}
         if intent.params.get("language"):
             fields["language"] = intent.params["language"]
-        async with _http.client(self, self.url) as c:
+        async with remote_http.client(self, self.url) as c:
             data = await self._post_multipart(c, fields, name, mime, intent.audio)
         text = str(data.get("text", "")).strip()
         if text:
@@ -174,7 +174,7 @@ class OpenAIRemote(Backend):
 
     async def _post_multipart(self, c, fields, name, mime, audio) -> dict:
         resp = await c.post(f"{self.v1}/audio/transcriptions", data=fields, files={"file": (name, audio, mime)})
-        _http.raise_for_status(resp, self.what)
+        remote_http.raise_for_status(resp, self.what)
         if "json" not in resp.headers.get("content-type", "json"):
             return {"text": resp.text}
         try:
@@ -189,12 +189,12 @@ class OpenAIRemote(Backend):
         groups = _group(split_sentences(intent.prompt), int(opts.get("chunk_chars", 600)))
         voice = intent.params.get("voice") or opts.get("voice", "alloy")
         parts = []
-        async with _http.client(self, self.url) as c:
+        async with remote_http.client(self, self.url) as c:
             for text in groups:
                 resp = await c.post(f"{self.v1}/audio/speech", json={
-                    "model": _http.remote_model(self), "input": text, "voice": voice,
+                    "model": remote_http.remote_model(self), "input": text, "voice": voice,
                     "response_format": "wav", "speed": intent.params.get("speed", 1.0)})
-                _http.raise_for_status(resp, self.what)
+                remote_http.raise_for_status(resp, self.what)
                 if resp.content[:4] != b"RIFF":
                     raise BackendError("remote_error", f"{self.what} did not answer WAV audio (content-type {resp.headers.get('content-type')!r})")
                 pcm, rate, channels, width = wav_pcm(resp.content)
@@ -213,15 +213,15 @@ class OpenAIRemote(Backend):
 
         p = intent.params
         w, h = p.get("width", 512), p.get("height", 512)
-        payload = {"model": _http.remote_model(self), "prompt": intent.prompt, "n": 1, "size": f"{w}x{h}", "response_format": "b64_json"}
+        payload = {"model": remote_http.remote_model(self), "prompt": intent.prompt, "n": 1, "size": f"{w}x{h}", "response_format": "b64_json"}
         if p.get("negative_prompt"):
             payload["negative_prompt"] = p["negative_prompt"]
         if p.get("seed") is not None:
             payload["seed"] = p["seed"]
         if "steps" in p:
             payload["step"] = p["steps"]  # LocalAI's name; servers ignore keys they do not know
-        async with _http.client(self, self.url) as c:
-            data = await _http.post_json(c, f"{self.v1}/images/generations", self.what, payload)
+        async with remote_http.client(self, self.url) as c:
+            data = await remote_http.post_json(c, f"{self.v1}/images/generations", self.what, payload)
             items = data.get("data") or []
             if not items:
                 raise BackendError("remote_error", f"{self.what} returned no image")
@@ -230,11 +230,11 @@ class OpenAIRemote(Backend):
                 raw = base64.b64decode(item["b64_json"])
             elif item.get("url"):
                 resp = await c.get(item["url"])
-                _http.raise_for_status(resp, self.what)
+                remote_http.raise_for_status(resp, self.what)
                 raw = resp.content
             else:
                 raise BackendError("remote_error", f"{self.what} returned an image with neither b64_json nor url")
-        png, size = _as_png(raw)
+        png, size = remote_http.png_of(raw)
         await emit({"type": "progress", "step": 1, "total": 1})
         return {"image_png": png, "width": size[0], "height": size[1], "units": work_units(size[0], size[1], int(p.get("steps", 20)))}
 
@@ -247,15 +247,3 @@ def _group(sentences: list[str], max_chars: int) -> list[str]:
         else:
             groups.append(s)
     return groups
-
-
-def _as_png(raw: bytes) -> tuple[bytes, tuple[int, int]]:
-    from ._media import decode_image, png_bytes
-
-    try:
-        img = decode_image(raw, max_side=1 << 15)
-    except BackendError as e:
-        raise BackendError("remote_error", f"the server's image could not be read: {e.message}") from None
-    if raw.startswith(b"\x89PNG"):
-        return raw, img.size
-    return png_bytes(img), img.size
