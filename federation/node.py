@@ -277,8 +277,11 @@ class Federation:
             raise IntentFailed("blocked", f"peer {peer_id} is blocked")
         t0 = time.monotonic()
         st = self.peers.get(peer_id)
-        # a peer that never showed it can be reached gets a fast connect (issue 12 #3)
-        await self.ensure_connected(peer_id, timeout=min(10.0 if self.peers.is_proven(st) else 2.0, timeout))
+        # a peer that never showed it can be reached gets a fast direct connect (issue 12 #3);
+        # one reachable only through a relay needs the relay's round trips
+        relayed = any(is_circuit(a) for a in (st.announcement or {}).get("addrs") or [])
+        fast = not self.peers.is_proven(st) and not relayed
+        await self.ensure_connected(peer_id, timeout=min(2.0 if fast else 10.0, timeout))
         try:
             result = await self.client.request(peer_id, request, on_event, timeout)
         except IntentFailed as exc:
