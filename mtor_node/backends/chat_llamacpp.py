@@ -211,12 +211,15 @@ class LlamaCppChat(OpenAIRemote):
         return found
 
     def _marker(self) -> Path | None:
-        """A file remembering that this exact binary crashed on this machine, so later starts skip it."""
+        """A file remembering that this exact binary crashed on this machine (in the per-machine
+        cache, not the data dir), so later starts, also of fresh data dirs, skip it."""
+        from .parts import cache_root
+
         found = skulk_binary()
         if not found:
             return None
         st = os.stat(found[0])
-        return Path(self.cache_dir) / "llamacpp" / f"bad-binary-{st.st_size}-{st.st_mtime_ns}"
+        return cache_root() / "llamacpp" / f"bad-binary-{st.st_size}-{st.st_mtime_ns}"
 
     def _known_bad_binary(self) -> bool:
         marker = self._marker()
