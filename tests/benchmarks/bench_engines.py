@@ -106,7 +106,6 @@ def transformers_load(gguf: Path):
 
 def transformers_chat(tok, model, tokens: int) -> dict:
     import torch
-    from transformers import TextIteratorStreamer  # noqa: F401  (first token time from a streamer)
 
     enc = tok.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, return_tensors="pt", return_dict=True)
     first = []
