@@ -115,7 +115,9 @@ class IntentServer:
         self.on_bad_frame: Callable[[str, str], Awaitable[None]] | None = None
         from .budget import PeerBudget
 
-        self.budget = PeerBudget()  # streams and bytes in flight per peer (issue 12 #5)
+        # streams and bytes in flight per peer (issue 12 #5); 64 streams: a busy broker keeps up to
+        # pool_size idle streams and one per concurrent intent
+        self.budget = PeerBudget(max_streams=64)
         self.stats = {"jobs": 0, "results": 0, "errors": 0, "bad_frames": 0}
 
     async def handle_stream(self, stream: Any) -> None:

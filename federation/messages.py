@@ -43,8 +43,9 @@ class Messenger:
         self.timeout = timeout
         self.handlers: dict[str, MessageHandler] = {}
         self.stats = {"handled": 0, "refused": 0, "bad": 0}
-        # per peer: 8 streams and 4 frames' worth of bytes in flight (issue 12 #5)
-        self.budget = PeerBudget(max_streams=8, max_bytes=4 * MAX_MESSAGE, max_total_bytes=64 * MAX_MESSAGE)
+        # per peer: 32 streams (a restarted broker re-sends all its pending pays at once) and 4
+        # big frames' worth of bytes in flight (issue 12 #5)
+        self.budget = PeerBudget(max_streams=32, max_bytes=4 * MAX_MESSAGE, max_total_bytes=64 * MAX_MESSAGE)
         set_safe_handler(host, PROTOCOL, self._handle_stream)
 
     def on(self, msg_type: str, handler: MessageHandler) -> None:
