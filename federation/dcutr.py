@@ -166,7 +166,7 @@ async def initiate(reach: Any, peer_id: str) -> None:
     t0 = time.monotonic()
     my_ip = hp._public_ip(reach)
     if my_ip is None:
-        hp._record(reach, peer_id, "stayed-relayed", "no public address of ours known (no AutoNAT answer)")
+        hp.record_outcome(reach, peer_id, "stayed-relayed", "no public address of ours known (no AutoNAT answer)")
         return
     sock, port = await hp._bound_socket()
     try:
@@ -180,7 +180,7 @@ async def initiate(reach: Any, peer_id: str) -> None:
             raise DcutrError("expected CONNECT")
         target, why = pick_target(their, my_ip)
         if target is None:
-            hp._record(reach, peer_id, "stayed-relayed", why)
+            hp.record_outcome(reach, peer_id, "stayed-relayed", why)
             sock.close()
             return
         await write_msg(stream, SYNC, [])
@@ -188,12 +188,12 @@ async def initiate(reach: Any, peer_id: str) -> None:
         conn_sock = await hp._punch(port, sock, target)
         sock = None
         if conn_sock is None:
-            hp._record(reach, peer_id, "stayed-relayed",
+            hp.record_outcome(reach, peer_id, "stayed-relayed",
                        f"TCP simultaneous open to {target[0]}:{target[1]} failed within {hp.PUNCH_TIMEOUT:g} s "
                        "(symmetric NAT, or a router that rewrites ports)", rtt_ms=round(rtt * 1000, 1))
             return
         await hp._upgrade(reach, peer_id, conn_sock, False, target)  # B is the server
-        hp._record(reach, peer_id, "direct", f"DCUtR: TCP simultaneous open to {target[0]}:{target[1]}",
+        hp.record_outcome(reach, peer_id, "direct", f"DCUtR: TCP simultaneous open to {target[0]}:{target[1]}",
                    rtt_ms=round(rtt * 1000, 1), took_ms=round((time.monotonic() - t0) * 1000))
         await hp._drop_relayed(reach, peer_id)
     except BaseException as exc:  # noqa: BLE001 - a failed punch leaves the relayed connection
@@ -201,7 +201,7 @@ async def initiate(reach: Any, peer_id: str) -> None:
             raise
         if sock is not None:
             sock.close()
-        hp._record(reach, peer_id, "stayed-relayed", f"{type(exc).__name__}: {exc}"[:200])
+        hp.record_outcome(reach, peer_id, "stayed-relayed", f"{type(exc).__name__}: {exc}"[:200])
 
 
 async def serve(reach: Any, stream: Any) -> None:
@@ -213,7 +213,7 @@ async def serve(reach: Any, stream: Any) -> None:
         # the spec has no refusal message: a reset stream is the answer
         why = ("hole punching off" if not reach.cfg.hole_punch else "no public address known"
                if my_ip is None else "expected CONNECT")
-        hp._record(reach, peer_id, "stayed-relayed", why)
+        hp.record_outcome(reach, peer_id, "stayed-relayed", why)
         await stream.reset()
         return
     target, why = pick_target(their, my_ip)
@@ -224,15 +224,15 @@ async def serve(reach: Any, stream: Any) -> None:
         if kind != SYNC or target is None:
             sock.close()
             if target is None:
-                hp._record(reach, peer_id, "stayed-relayed", why)
+                hp.record_outcome(reach, peer_id, "stayed-relayed", why)
             return
         conn_sock = await hp._punch(port, sock, target)
         sock = None
         if conn_sock is None:
-            hp._record(reach, peer_id, "stayed-relayed", f"TCP simultaneous open to {target[0]}:{target[1]} failed")
+            hp.record_outcome(reach, peer_id, "stayed-relayed", f"TCP simultaneous open to {target[0]}:{target[1]} failed")
             return
         await hp._upgrade(reach, peer_id, conn_sock, True, target)  # A is the client
-        hp._record(reach, peer_id, "direct", f"DCUtR: TCP simultaneous open to {target[0]}:{target[1]}")
+        hp.record_outcome(reach, peer_id, "direct", f"DCUtR: TCP simultaneous open to {target[0]}:{target[1]}")
         await hp._drop_relayed(reach, peer_id)
     except BaseException:
         if sock is not None:

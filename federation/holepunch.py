@@ -114,17 +114,16 @@ async def _upgrade(reach: Any, peer_id: str, sock: Any, initiator: bool, target:
 
 
 async def _drop_relayed(reach: Any, peer_id: str) -> None:
-    from .node import _hard_close
-    from .reach import conn_is_relayed
+    from .conn import conn_is_relayed, hard_close, reset_stream
 
     pid = ID.from_base58(peer_id)
-    from .intent_protocol import PROTOCOL as INTENT, _reset
+    from .intent_protocol import PROTOCOL as INTENT
     from .messages import PROTOCOL as MSG
 
     # pooled idle intent streams may ride the relayed connection: reset them (new ones will
     # open on the direct connection)
     for st, _ in reach.fed.client._pool.pop(peer_id, None) or []:
-        await _reset(st)
+        await reset_stream(st)
 
     def busy() -> int:
         """Jobs (intent / message streams) still running on the relayed connection; gossip
@@ -143,7 +142,7 @@ async def _drop_relayed(reach: Any, peer_id: str) -> None:
     for conn in list(reach.host.get_network().connections.get(pid) or []):
         if conn_is_relayed(conn):
             try:
-                await _hard_close(conn)
+                await hard_close(conn)
                 await conn.close()
             except Exception:
                 pass
@@ -169,7 +168,7 @@ def _protocol(stream: Any) -> Any:
     return None
 
 
-def _record(reach: Any, peer_id: str, result: str, reason: str, **extra: Any) -> None:
+def record_outcome(reach: Any, peer_id: str, result: str, reason: str, **extra: Any) -> None:
     reach.holepunch[peer_id] = {"result": result, "reason": reason, "at": time.time(), **extra}
     if result == "direct":
         reach.direct_after_punch.add(peer_id)
@@ -181,7 +180,7 @@ async def hole_punch(reach: Any, peer_id: str, *, initiator: bool = True) -> Non
     t0 = time.monotonic()
     my_ip = _public_ip(reach)
     if my_ip is None:
-        _record(reach, peer_id, "stayed-relayed", "no public address of ours known (no AutoNAT answer)")
+        record_outcome(reach, peer_id, "stayed-relayed", "no public address of ours known (no AutoNAT answer)")
         return
     sock, port = await _bound_socket()
     try:
@@ -193,16 +192,16 @@ async def hole_punch(reach: Any, peer_id: str, *, initiator: bool = True) -> Non
             rtt = time.monotonic() - t_send
         if not isinstance(reply, dict) or reply.get("type") != "connect":
             reason = reply.get("reason") if isinstance(reply, dict) and isinstance(reply.get("reason"), str) else "bad reply"
-            _record(reach, peer_id, "stayed-relayed", f"peer declined: {reason}"[:200])
+            record_outcome(reach, peer_id, "stayed-relayed", f"peer declined: {reason}"[:200])
             sock.close()
             return
         target = _parse(reply.get("addr"))
         if target is None:
-            _record(reach, peer_id, "stayed-relayed", "peer sent no usable address")
+            record_outcome(reach, peer_id, "stayed-relayed", "peer sent no usable address")
             sock.close()
             return
         if target[0] == my_ip:
-            _record(reach, peer_id, "stayed-relayed", "same public IP (same NAT): hairpinning not attempted")
+            record_outcome(reach, peer_id, "stayed-relayed", "same public IP (same NAT): hairpinning not attempted")
             sock.close()
             return
         await write_frame(stream, {"type": "sync"}, max_frame=MAX_MSG, timeout=TIMEOUT)
@@ -210,12 +209,12 @@ async def hole_punch(reach: Any, peer_id: str, *, initiator: bool = True) -> Non
         conn_sock = await _punch(port, sock, target)
         sock = None
         if conn_sock is None:
-            _record(reach, peer_id, "stayed-relayed",
+            record_outcome(reach, peer_id, "stayed-relayed",
                     f"TCP simultaneous open to {target[0]}:{target[1]} failed within {PUNCH_TIMEOUT:g} s "
                     "(symmetric NAT, or a router that rewrites ports)", rtt_ms=round(rtt * 1000, 1))
             return
         await _upgrade(reach, peer_id, conn_sock, True, target)
-        _record(reach, peer_id, "direct", f"TCP simultaneous open to {target[0]}:{target[1]}",
+        record_outcome(reach, peer_id, "direct", f"TCP simultaneous open to {target[0]}:{target[1]}",
                 rtt_ms=round(rtt * 1000, 1), took_ms=round((time.monotonic() - t0) * 1000))
         await _drop_relayed(reach, peer_id)
     except BaseException as exc:  # noqa: BLE001 - a failed punch leaves the relayed connection
@@ -223,7 +222,7 @@ async def hole_punch(reach: Any, peer_id: str, *, initiator: bool = True) -> Non
             raise
         if sock is not None:
             sock.close()
-        _record(reach, peer_id, "stayed-relayed", f"{type(exc).__name__}: {exc}"[:200])
+        record_outcome(reach, peer_id, "stayed-relayed", f"{type(exc).__name__}: {exc}"[:200])
 
 
 async def serve(reach: Any, stream: Any) -> None:
@@ -248,10 +247,10 @@ async def serve(reach: Any, stream: Any) -> None:
         conn_sock = await _punch(port, sock, target)
         sock = None
         if conn_sock is None:
-            _record(reach, peer_id, "stayed-relayed", f"TCP simultaneous open to {target[0]}:{target[1]} failed")
+            record_outcome(reach, peer_id, "stayed-relayed", f"TCP simultaneous open to {target[0]}:{target[1]} failed")
             return
         await _upgrade(reach, peer_id, conn_sock, False, target)
-        _record(reach, peer_id, "direct", f"TCP simultaneous open to {target[0]}:{target[1]}")
+        record_outcome(reach, peer_id, "direct", f"TCP simultaneous open to {target[0]}:{target[1]}")
         await _drop_relayed(reach, peer_id)
     except BaseException:
         if sock is not None:

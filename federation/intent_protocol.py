@@ -25,6 +25,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
 from . import keys
+from .conn import reset_stream
 from .wire import (
     DEFAULT_MAX_FRAME,
     EVENT_TYPES,
@@ -91,14 +92,6 @@ def _pid(stream: Any) -> str:
     return stream.muxed_conn.peer_id.to_base58()
 
 
-async def _reset(stream: Any) -> None:
-    try:
-        with trio.move_on_after(1):
-            await stream.reset()
-    except Exception:
-        pass
-
-
 # ======================================================================= server
 
 
@@ -129,7 +122,7 @@ class IntentServer:
         except OverBudget as exc:
             self.stats["bad_frames"] += 1
             log.info("intent: %s: %s", peer, exc)
-            await _reset(stream)
+            await reset_stream(stream)
             return
         try:
             await self._serve_stream(stream, peer)
@@ -191,7 +184,7 @@ class IntentServer:
                 if "scope" in job:
                     job["scope"].cancel()
         finally:
-            await _reset(stream) if job.get("broken") else await _close(stream)
+            await reset_stream(stream) if job.get("broken") else await _close(stream)
 
     async def _run_job(self, peer: str, req: dict, write: Callable[[dict], Awaitable[bytes]], job: dict) -> None:
         self.stats["jobs"] += 1
@@ -321,7 +314,7 @@ class IntentClient:
         pools, self._pool = self._pool, {}
         for streams in pools.values():
             for s, _ in streams:
-                await _reset(s)
+                await reset_stream(s)
 
     async def _exchange_first(self, peer_id: str, frame: dict) -> tuple[Any, dict, bytes]:
         """Send the first frame, read the first answer; retry once on a fresh stream if a
@@ -340,16 +333,16 @@ class IntentClient:
                 first, raw = await read_frame(stream, max_frame=lim.max_frame, timeout=lim.frame_timeout)
                 return stream, first, raw
             except FrameError as exc:
-                await _reset(stream)
+                await reset_stream(stream)
                 raise IntentFailed("protocol", f"bad frame from worker: {exc}") from None
             except trio.TooSlowError:
-                await _reset(stream)
+                await reset_stream(stream)
                 raise IntentFailed("timeout", "no answer from worker") from None
             except trio.Cancelled:
-                await _reset(stream)
+                await reset_stream(stream)
                 raise
             except Exception as exc:
-                await _reset(stream)
+                await reset_stream(stream)
                 if reused:
                     continue
                 raise IntentFailed("disconnected", f"{type(exc).__name__}: {exc}"[:300]) from None
@@ -362,7 +355,7 @@ class IntentClient:
         with trio.move_on_after(timeout) as scope:
             stream, first, _ = await self._exchange_first(peer_id, {"type": "ping", "id": rid})
             if first["type"] != "pong" or first["id"] != rid:
-                await _reset(stream)
+                await reset_stream(stream)
                 raise IntentFailed("protocol", f"expected pong, got {first['type']}")
             if not self._give_back(peer_id, stream):
                 await _close(stream)
@@ -441,7 +434,7 @@ class IntentClient:
                     pass
                 else:
                     with trio.CancelScope(shield=True):
-                        await (_close(stream) if clean else _reset(stream))
+                        await (_close(stream) if clean else reset_stream(stream))
 
     def _check_receipt(self, rc: dict, peer_id: str, req: dict, price: int, raw_result: bytes) -> None:
         problems = []

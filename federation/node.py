@@ -28,7 +28,8 @@ from .intent_protocol import PROTOCOL as INTENT_PROTOCOL
 from .intent_protocol import Handler, IntentClient, IntentFailed, IntentServer, Limits, OnEvent
 from .keys import Signer
 from .peers import PeerTable
-from .reach import Reachability, ReachConfig, expand_unspecified, is_circuit
+from .conn import hard_close, is_circuit
+from .reach import Reachability, ReachConfig, expand_unspecified
 from .realm import Realm, probe_realm, public_realm
 
 log = logging.getLogger(__name__)
@@ -85,24 +86,6 @@ def _is_local_addr(addr: str) -> bool:
     except Exception:
         return False
     return False
-
-
-async def _hard_close(conn: Any) -> None:
-    """Close a connection down to its socket.
-
-    py-libp2p's SwarmConn.close skips the muxer when it marked the wrapper as sharing its
-    muxed connection with another one; the socket then stays open and the remote never
-    learns that we left (its stream reads hang until a timeout). Close every layer.
-    """
-    muxed = getattr(conn, "muxed_conn", None)
-    for layer in (muxed, getattr(muxed, "secured_conn", None)):
-        if layer is None:
-            continue
-        try:
-            with trio.move_on_after(0.5):
-                await layer.close()
-        except Exception:
-            pass
 
 
 class Federation:
@@ -442,7 +425,7 @@ class Federation:
             if reason is not None:
                 log.info("refusing connection from %s: %s", pid.to_base58()[:16], reason)
                 if self._nursery is not None:
-                    self._nursery.start_soon(_hard_close, conn)
+                    self._nursery.start_soon(hard_close, conn)
                 return
         self.reach.poke()
         if conn is not None:
@@ -824,7 +807,7 @@ class Federation:
         network = self.host.get_network()
         for pid, conns in list(network.connections.items()):
             for conn in list(conns):
-                await _hard_close(conn)
+                await hard_close(conn)
             try:
                 await self.host.disconnect(pid)
             except Exception as exc:

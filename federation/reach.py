@@ -33,6 +33,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 
+from .conn import conn_is_relayed, is_circuit  # noqa: F401 - conn_is_relayed: also for reach's users
 from .host import info_from_addr, set_safe_handler
 from .wire import read_frame_bytes, unpack, write_frame
 
@@ -93,23 +94,6 @@ def tcp_port_of(addr: str | multiaddr.Multiaddr) -> int | None:
         return int(ma.value_for_protocol("tcp"))
     except Exception:
         return None
-
-
-def is_circuit(addr: Any) -> bool:
-    return "/p2p-circuit" in str(addr)
-
-
-def conn_is_relayed(conn: Any) -> bool:
-    try:
-        addrs = conn.get_transport_addresses() or []
-    except Exception:
-        addrs = []
-    if any(is_circuit(a) for a in addrs):
-        return True
-    try:
-        return getattr(conn.get_connection_type(), "name", "") == "RELAYED"
-    except Exception:
-        return False
 
 
 def conn_remote_ip(conn: Any) -> str | None:
@@ -538,9 +522,9 @@ class Reachability:
         if any(not conn_is_relayed(c) for c in self.host.get_network().connections.get(pid) or []):
             return  # already direct
         if not self.cfg.hole_punch:
-            from .holepunch import _record
+            from .holepunch import record_outcome
 
-            _record(self, peer_id, "stayed-relayed", "hole punching off")
+            record_outcome(self, peer_id, "stayed-relayed", "hole punching off")
             return
         from .dcutr import initiate
 
