@@ -106,7 +106,7 @@ def decode_audio_bounded(data: bytes, sample_rate: int, max_seconds: float | Non
     try:
         with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
             if not container.streams.audio:
-                raise BackendError("bad_audio", "the file holds no audio stream")
+                raise BackendError("bad_audio", "the audio could not be decoded: the file holds no audio stream (wav, webm, ogg, flac and mp3 are accepted)")
             stated = container.duration / 1_000_000 if container.duration else None  # av.time_base is µs
             if max_seconds is not None and stated is not None and stated > max_seconds + 1:
                 raise too_long(stated)
