@@ -21,7 +21,7 @@ from mtor_node.intents import IntentError
 
 from .api import node
 from .compat import engine_sampling, finish_of, model_name, submit_all, usage_of, with_defaults
-from .intake import BadJson, follow, http_status, read_json, run_to_end, ui_state
+from .intake import follow, http_status, read_object, run_to_end, ui_state
 
 anthropic_bp = Blueprint("anthropic", __name__, url_prefix="/v1")
 
@@ -51,13 +51,7 @@ async def _anthropic_error(e: AnthropicError):
 
 
 async def _body() -> dict:
-    try:
-        body = await read_json()
-    except BadJson:
-        body = None
-    if not isinstance(body, dict):
-        raise AnthropicError("the body must be a JSON object")
-    return body
+    return await read_object(AnthropicError)
 
 
 def _text_of(blocks, where: str) -> tuple[str, bytes | None]:

@@ -86,6 +86,17 @@ async def read_json():
     return parse_json(raw)
 
 
+async def read_object(error: type[Exception]) -> dict:
+    """The request body as a JSON object; anything else raises `error` (each API's own error shape)."""
+    try:
+        body = await read_json()
+    except BadJson:
+        body = None
+    if not isinstance(body, dict):
+        raise error("the body must be a JSON object")
+    return body
+
+
 def ui_state() -> UiState:
     return current_app.extensions["mtor_ui"]
 

@@ -22,7 +22,7 @@ from mtor_node.intents import IntentError
 
 from .api import node
 from .compat import engine_sampling, finish_of, local_state, model_name, submit_all, usage_of, with_defaults
-from .intake import BadJson, follow, http_status, read_json, run_to_end, ui_state
+from .intake import follow, http_status, read_object, run_to_end, ui_state
 
 ollama_bp = Blueprint("ollama", __name__, url_prefix="/api")
 
@@ -61,13 +61,7 @@ def now_iso() -> str:
 
 
 async def _body() -> dict:
-    try:
-        body = await read_json()
-    except BadJson:
-        body = None
-    if not isinstance(body, dict):
-        raise OllamaError("the body must be a JSON object")
-    return body
+    return await read_object(OllamaError)
 
 
 def _refuse_unsupported(body: dict) -> None:

@@ -8,7 +8,7 @@ from quart import Blueprint, jsonify
 
 from mtor_node.intents import IntentError
 
-from .intake import BadJson, http_status, read_json, submit, ui_state
+from .intake import http_status, read_object, submit, ui_state
 
 openai_bp = Blueprint("openai", __name__, url_prefix="/v1")
 
@@ -40,13 +40,7 @@ def final_error(final: dict) -> OpenAIError:
 
 
 async def read_body() -> dict:
-    try:
-        body = await read_json()
-    except BadJson:
-        body = None
-    if not isinstance(body, dict):
-        raise OpenAIError("the body must be a JSON object")
-    return body
+    return await read_object(OpenAIError)
 
 
 def model_of(body: dict) -> str | None:
