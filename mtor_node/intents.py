@@ -147,8 +147,12 @@ def _text(value: Any, name: str, max_chars: int, required: bool = True) -> str |
 def _sampling(intent: Intent, limits: Limits, default_max_tokens: int = 256) -> None:
     p = intent.params
     p["max_tokens"] = _number(p.get("max_tokens", default_max_tokens), "max_tokens", 1, limits.max_tokens, integer=True)
-    p["temperature"] = _number(p.get("temperature", 0.7), "temperature", 0.0, 2.0)
-    p["top_p"] = _number(p.get("top_p", 0.95), "top_p", 0.01, 1.0)
+    # temperature/top_p stay unset when not given: the model's own defaults apply (Backend.sampling)
+    for key, lo, hi in (("temperature", 0.0, 2.0), ("top_p", 0.01, 1.0)):
+        if p.get(key) is None:
+            p.pop(key, None)
+        else:
+            p[key] = _number(p[key], key, lo, hi)
     stop = p.get("stop") or []
     if isinstance(stop, str):
         stop = [stop]

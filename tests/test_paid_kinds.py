@@ -127,6 +127,14 @@ async def test_a_price_that_moved_above_the_quote_fails_over_and_is_never_paid(t
         # its surge jumps to 10, and that announcement has not reached the broker yet
         greedy.network._offer = lambda: None
         greedy.network.announced = 10.0
+        # the broker must try the greedy worker first: pin the RTTs it routes by (equal prices tie on
+        # latency, and on a loaded machine the measured RTTs alone decided it, never trying greedy)
+        peers = broker.federation.peers
+        pinned = {greedy.peer_id: 1.0, fair.peer_id: 500.0}
+        real_rtt = peers.record_rtt
+        peers.record_rtt = lambda pid, ms: real_rtt(pid, pinned.get(pid, ms))
+        for pid, ms in pinned.items():
+            peers.get(pid).rtt_ms = ms
         results = []
         for i in range(4):
             intent = Intent(kind="chat", messages=[{"role": "user", "content": f"ask {i}"}], user="carol")

@@ -24,6 +24,9 @@ from ..intents import Intent
 Emit = Callable[[dict], Awaitable[None]]
 
 
+SAMPLING_DEFAULTS = {"temperature": 0.7, "top_p": 0.95}  # when neither the intent nor the model says
+
+
 class BackendError(Exception):
     """A failure the user should see, with a stable code."""
 
@@ -74,6 +77,21 @@ class Backend:
     def describe(self) -> dict:
         """Facts for status and announcements (device, dtype, ...)."""
         return {}
+
+    def messages(self, intent: Intent) -> list[dict]:
+        """The intent's chat messages, opened by the model's own system prompt (options.system) when
+        the conversation brings none: small models answer far better with one (docs/backends.md)."""
+        system = self.spec.options.get("system")
+        if system and not any(m.get("role") == "system" for m in intent.messages):
+            return [{"role": "system", "content": str(system)}, *intent.messages]
+        return intent.messages
+
+    def sampling(self, params: dict) -> tuple[float, float]:
+        """(temperature, top_p) for one intent: the intent's when it set them, else the model's own
+        (options.sampling in mtor.toml or config.DEFAULT_MODELS), else SAMPLING_DEFAULTS."""
+        model = self.spec.options.get("sampling") or {}
+        return tuple(float(params[k] if params.get(k) is not None else model.get(k, SAMPLING_DEFAULTS[k]))
+                     for k in ("temperature", "top_p"))
 
 
 class ThreadContext:

@@ -138,7 +138,7 @@ class TransformersChat(Backend):
         from transformers import StoppingCriteria, StoppingCriteriaList
 
         torch, p = self.torch, intent.params
-        enc = self.tokenizer.apply_chat_template(intent.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        enc = self.tokenizer.apply_chat_template(self.messages(intent), add_generation_prompt=True, return_tensors="pt", return_dict=True)
         input_ids = enc["input_ids"].to(self.device)
         streamer = _Streamer(self.tokenizer, ctx, p["stop"], input_ids.shape[1])
 
@@ -146,8 +146,8 @@ class TransformersChat(Backend):
             def __call__(self, input_ids, scores, **kwargs):
                 return streamer.done or ctx.stopped
 
-        sample = p["temperature"] > 0
-        kwargs = {"do_sample": sample, "temperature": p["temperature"], "top_p": p["top_p"]} if sample else {"do_sample": False}
+        temperature, top_p = self.sampling(p)
+        kwargs = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
         if p.get("seed") is not None:
             torch.manual_seed(p["seed"])
         with torch.inference_mode():

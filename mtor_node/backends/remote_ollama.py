@@ -65,10 +65,11 @@ class OllamaRemote(Backend):
         if intent.kind == "vision":
             messages = [{"role": "user", "content": intent.prompt, "images": [base64.b64encode(intent.image).decode()]}]
         elif intent.kind == "chat":
-            messages = intent.messages
+            messages = self.messages(intent)
         else:
             raise BackendError("bad_kind", f"the ollama adapter cannot serve {intent.kind}")
-        options = {"temperature": p.get("temperature", 0.7), "top_p": p.get("top_p", 0.95), "num_predict": p.get("max_tokens", 256)}
+        temperature, top_p = self.sampling(p)
+        options = {"temperature": temperature, "top_p": top_p, "num_predict": p.get("max_tokens", 256)}
         if p.get("stop"):
             options["stop"] = p["stop"]
         if p.get("seed") is not None:

@@ -100,9 +100,10 @@ class OpenAIRemote(Backend):
             messages = [{"role": "user", "content": [{"type": "text", "text": intent.prompt},
                                                      {"type": "image_url", "image_url": {"url": url}}]}]
         else:
-            messages = intent.messages
+            messages = self.messages(intent)
+        temperature, top_p = self.sampling(p)
         payload = {"model": remote_http.remote_model(self), "messages": messages, "stream": True,
-                   "max_tokens": p.get("max_tokens", 256), "temperature": p.get("temperature", 0.7), "top_p": p.get("top_p", 0.95)}
+                   "max_tokens": p.get("max_tokens", 256), "temperature": temperature, "top_p": top_p}
         if p.get("stop"):
             payload["stop"] = p["stop"]
         if p.get("seed") is not None:

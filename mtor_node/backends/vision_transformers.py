@@ -148,8 +148,8 @@ class TransformersVision(Backend):
             def __call__(self, input_ids, scores, **kwargs):
                 return pusher.done or ctx.stopped
 
-        sample = p.get("temperature", 0) > 0
-        kwargs = {"do_sample": True, "temperature": p["temperature"], "top_p": p.get("top_p", 1.0)} if sample else {"do_sample": False}
+        temperature, top_p = self.sampling(p)
+        kwargs = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
         if p.get("seed") is not None:
             torch.manual_seed(p["seed"])
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
