@@ -1,7 +1,10 @@
-"""Routing choice: the cheapest healthy candidate within the requester's max price (DESIGN §5).
+"""Routing choice: the cheapest healthy candidate within the requester's max price (docs/economy.md §3).
 
-Pure: no networking, no trio, no clock. The broker builds one `Offer` per peer (its own worker
-included, on equal terms) and calls `route`; a worker calls `price_moved` when an intent arrives.
+Pure: no networking, no trio, no clock. This is the only routing policy in the project
+(docs/protocol.md §6): the broker builds one `Offer` per peer from the federation's typed view
+(`Federation.offers`, each peer's `Ask` read once per announcement), its own worker included on
+equal terms, and calls `route`; its failover loop (mtor_node/network.py `run_remote`) walks the
+result through `Federation.request_intent`; a worker calls `price_moved` when an intent arrives.
 
 Rule:
   1. candidates = offers that are fresh, healthy (> 0), unblocked, serve kind+model, not peaking
@@ -81,26 +84,42 @@ class Offer:
         slots = max(1, self.capacity)
         return rtt + (self.queue / slots) * self.service_s * 1000.0
 
-    @classmethod
-    def from_announcement(cls, peer_id: str, ann: Mapping[str, Any], kind: str, model: str | None, units: int,
-                          **kw: Any) -> "Offer":
-        """An offer from a validated capability announcement (caps.check_announcement's output).
 
-        kw: health, rtt_ms, fresh, blocked, service_s, local (from the peer table)."""
+@dataclass(frozen=True)
+class Ask:
+    """What one capability announcement asks, read once per announcement (the peer table keeps it
+    beside the announcement, federation/peers.py), so a plan builds offers without re-reading price
+    tables. From a validated announcement (caps.check_announcement's output)."""
+
+    table: PriceTable
+    surge: float = 1.0
+    queue: int = 0
+    capacity: int = 1
+    peaking_threshold: float | None = None
+    models: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def from_announcement(cls, ann: Mapping[str, Any]) -> "Ask":
         prices = ann.get("prices") or {}
-        table = PriceTable.from_announcement(prices)
-        models = (ann.get("models") or {}).get(kind) or []
-        serves = bool(models) and (model is None or model in models)
         return cls(
-            peer_id=peer_id,
-            base_price=table.base_quote(kind, units, model),
+            table=PriceTable.from_announcement(prices),
             surge=float(ann.get("surge", 1.0) or 1.0),
             queue=int(ann.get("queue", 0) or 0),
             capacity=int(ann.get("capacity", 1) or 1),
-            serves=serves,
             peaking_threshold=peaking_threshold_from_announcement(prices),
-            **kw,
+            models={k: tuple(v) for k, v in (ann.get("models") or {}).items()},
         )
+
+    def serves(self, kind: str, model: str | None) -> bool:
+        models = self.models.get(kind) or ()
+        return bool(models) and (model is None or model in models)
+
+    def offer(self, peer_id: str, kind: str, model: str | None, units: int, **kw: Any) -> Offer:
+        """This ask as an offer for one intent. kw: health, rtt_ms, fresh, blocked, proven,
+        reachable, service_s (the peer's standing, from the peer table)."""
+        return Offer(peer_id=peer_id, base_price=self.table.base_quote(kind, units, model), surge=self.surge,
+                     queue=self.queue, capacity=self.capacity, serves=self.serves(kind, model),
+                     peaking_threshold=self.peaking_threshold, **kw)
 
 
 @dataclass

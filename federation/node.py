@@ -27,7 +27,7 @@ from .host import full_addrs, info_from_addr, listen_multiaddr, make_host, set_s
 from .intent_protocol import PROTOCOL as INTENT_PROTOCOL
 from .intent_protocol import Handler, IntentClient, IntentFailed, IntentServer, Limits, OnEvent
 from .keys import Signer
-from .peers import PeerTable
+from .peers import PeerTable, PeerView
 from .conn import hard_close, is_circuit
 from .reach import Reachability, ReachConfig, expand_unspecified
 from .realm import Realm, probe_realm, public_realm
@@ -251,11 +251,21 @@ class Federation:
         self.peers.unblock(peer_id)
 
     def candidates(self, kind: str, model: str) -> list[str]:
-        return [st.peer_id for st in self.peers.candidates(kind, model, exclude={self.peer_id})]
+        """Usable peers that announce kind/model, unordered: who, not in which order (that is
+        `federation.market.route`'s, docs/protocol.md §6)."""
+        return [st.peer_id for st in self.peers.serving(kind, model, exclude={self.peer_id})]
+
+    def offers(self, kind: str | None = None) -> list[PeerView]:
+        """The typed view the broker builds `market.Offer`s from: every other peer that announced
+        `kind` (any kind if None), with its ask (read once per announcement) and standing."""
+        return list(self.peers.views(kind, exclude={self.peer_id}))
 
     async def request_intent(
         self, peer_id: str, request: dict, on_event: OnEvent | None = None, timeout: float = 60.0
     ) -> dict:
+        """Run one intent on one peer: the seam between the broker and the network. One attempt,
+        no failover (the daemon's loop, mtor_node/network.py `run_remote`, does that); the outcome
+        updates the peer's health. Raises IntentFailed (`retryable` says whether to go on)."""
         if self.peers.is_blocked(peer_id):
             raise IntentFailed("blocked", f"peer {peer_id} is blocked")
         t0 = time.monotonic()
@@ -285,74 +295,6 @@ class Federation:
             raise
         self.peers.record_probe(peer_id, True, rtt)
         return rtt
-
-    def _route_order(self, kind: str, model: str, max_price: int | None) -> list[str]:
-        out = []
-        for st in self.peers.candidates(kind, model, exclude={self.peer_id}):
-            ann = st.announcement or {}
-            base = ann.get("prices", {}).get(kind)
-            price = None if base is None else int(round(base * ann.get("surge", 1.0)))
-            if max_price is not None and price is not None and price > max_price:
-                continue
-            out.append((price if price is not None else 0, -st.health, st.rtt_ms or 1e9, st.peer_id))
-        out.sort()
-        return [p[-1] for p in out]
-
-    async def route(
-        self,
-        request: dict,
-        on_event: OnEvent | None = None,
-        timeout: float = 60.0,
-        *,
-        max_attempts: int = 3,
-        exclude: set[str] | None = None,
-    ) -> dict:
-        """Send to the cheapest healthy candidate; fail over on retryable errors.
-
-        Returns the result frame (with `receipt`, `price` and `peer_id` = who served).
-        Before each failover `on_event` gets {"type": "failover", "from", "code", "message"}
-        so a consumer can discard partial output from the failed worker.
-        """
-        self.counters["routes"] += 1
-        kind, model = request.get("kind"), request.get("model")
-        if not isinstance(kind, str) or not isinstance(model, str):
-            raise IntentFailed("bad_request", "kind and model are required")
-        request = dict(request)
-        if "id" not in request:
-            from .intent_protocol import new_request_id
-
-            request["id"] = new_request_id()
-        tried: set[str] = set(exclude or ())
-        deadline = trio.current_time() + timeout
-        if not self._route_order(kind, model, request.get("max_price")) and self.dht is not None:
-            # nothing heard on gossip yet (fresh broker): ask the DHT, dial, await announcements
-            with trio.move_on_after(min(3.0, timeout / 2)):
-                await self.discover(kind, model)
-        last: IntentFailed | None = None
-        for _ in range(max_attempts):
-            order = [p for p in self._route_order(kind, model, request.get("max_price")) if p not in tried]
-            if not order:
-                break
-            peer = order[0]
-            tried.add(peer)
-            remaining = deadline - trio.current_time()
-            if remaining <= 0:
-                raise IntentFailed("timeout", f"no result within {timeout}s") from last
-            try:
-                return await self.request_intent(peer, request, on_event, remaining)
-            except IntentFailed as exc:
-                last = exc
-                if not exc.retryable:
-                    raise
-                self.counters["failovers"] += 1
-                log.info("route %s: %s failed (%s), failing over", request["id"], peer[:16], exc)
-                if on_event is not None:
-                    await on_event({"type": "failover", "id": request["id"], "from": peer,
-                                    "code": exc.code, "message": exc.message})
-        if last is not None:
-            raise IntentFailed(last.code, f"all candidates failed; last: {last.message}", False)
-        raise IntentFailed("no_candidates", f"no healthy peer serves {kind}/{model}"
-                           + (f" within max_price {request.get('max_price')}" if request.get("max_price") is not None else ""))
 
     async def discover(self, kind: str, model: str, timeout: float = 3.0) -> list[str]:
         """Find providers of kind/model in the DHT, connect to them, and wait (bounded) until

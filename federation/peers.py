@@ -10,6 +10,10 @@ fresh ids must not wash out a ban), and peers that delivered work recently.
 
 Unproven peers (issue 12 #3): a peer that never delivered work and is not connected has not shown
 that it can be reached. Its first failure takes it to 0 (out of rotation, back-off ban).
+
+No routing here: the table keeps peers and their standing and never orders them. `views()` is the
+typed view the broker builds market offers from; `federation.market.route` is the only routing
+policy (docs/protocol.md §6).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
+
+from .market import Ask, Offer
 
 HEALTH_MAX = 100
 HEALTH_START = 100
@@ -48,6 +54,26 @@ class PeerState:
     last_used: float = 0.0  # monotonic; LRU order for the bound
     last_success: float = -1e18
     extra: dict = field(default_factory=dict)
+    ask: Ask | None = None  # the announcement's prices, surge and load, read once per announcement
+
+
+@dataclass(frozen=True)
+class PeerView:
+    """One announcing peer as the market needs it now: what it asks and how it stands."""
+
+    peer_id: str
+    ask: Ask
+    health: int
+    rtt_ms: float | None
+    fresh: bool
+    blocked: bool  # blocked by the operator, or banned for now
+    proven: bool  # connected now, or delivered work before
+    reachable: bool  # connected, or its addresses learned in a trusted way (issue 12 #4)
+
+    def offer(self, kind: str, model: str | None, units: int) -> Offer:
+        """This peer's offer for one intent, for `federation.market.route`."""
+        return self.ask.offer(self.peer_id, kind, model, units, health=self.health, rtt_ms=self.rtt_ms,
+                              fresh=self.fresh, blocked=self.blocked, proven=self.proven, reachable=self.reachable)
 
 
 class PeerTable:
@@ -124,6 +150,7 @@ class PeerTable:
     def record_announcement(self, peer_id: str, ann: dict) -> None:
         st = self.get(peer_id)
         st.announcement = ann
+        st.ask = Ask.from_announcement(ann)
         st.announced_at = st.last_used = self.clock()
         st.last_seq = ann.get("seq", st.last_seq)
 
@@ -209,25 +236,28 @@ class PeerTable:
         return (st.health > 0 and not st.blocked and not self.is_banned(st) and self.is_fresh(st)
                 and (st.connected or st.trusted))
 
-    def candidates(self, kind: str, model: str, exclude: set[str] | None = None) -> list[PeerState]:
-        out = []
+    def serving(self, kind: str, model: str, exclude: set[str] | None = None) -> list[PeerState]:
+        """Usable peers that announced kind/model, in no particular order (membership, not routing)."""
+        return [st for st in self._peers.values()
+                if not (exclude and st.peer_id in exclude) and self.usable(st)
+                and st.ask is not None and st.ask.serves(kind, model)]
+
+    def views(self, kind: str | None = None, exclude: set[str] | None = None) -> Iterator[PeerView]:
+        """Every peer with an announcement (serving `kind`, if given), as the market sees it. Stale,
+        blocked or unhealthy ones are included: the market counts why each is out."""
+        now = self.clock()
         for st in self._peers.values():
-            if exclude and st.peer_id in exclude:
+            ask = st.ask
+            if ask is None or (exclude and st.peer_id in exclude) or (kind is not None and not ask.models.get(kind)):
                 continue
-            if not self.usable(st):
-                continue
-            models = (st.announcement or {}).get("models", {}).get(kind)
-            if not models or model not in models:
-                continue
-            out.append(st)
-        out.sort(key=lambda s: (-s.health, s.rtt_ms if s.rtt_ms is not None else 1e9))
-        return out
+            yield PeerView(st.peer_id, ask, st.health, st.rtt_ms, self.is_fresh(st),
+                           st.blocked or now < st.ban_until, self.is_proven(st), st.connected or st.trusted)
 
     def expire(self) -> None:
         """Forget announcements past their TTL (the peer entry and its history stay)."""
         for st in self._peers.values():
             if st.announcement is not None and not self.is_fresh(st):
-                st.announcement = None
+                st.announcement = st.ask = None
 
     # ------------------------------------------------------------ display
     def snapshot(self) -> list[dict[str, Any]]:

@@ -340,21 +340,16 @@ class Network:
         if intent.model:
             return intent.model
         # No model named: the model of this kind that most live peers serve.
-        counts = Counter()
-        for peer in self.fed.peers.snapshot():
-            if peer["fresh"] and not peer["blocked"] and peer["health"] > 0:
-                for name in peer["models"].get(intent.kind, []):
-                    counts[name] += 1
-        return counts.most_common(1)[0][0] if counts else None
+        counts: Counter[str] = Counter()
+        for peer in self.fed.offers(intent.kind):
+            if peer.fresh and not peer.blocked and peer.health > 0:
+                counts.update(peer.ask.models.get(intent.kind, ()))
+        return min(counts, key=lambda m: (-counts[m], m)) if counts else None  # ties: by name, not table order
 
     def offers(self, intent: Intent, model: str, units: int, local_model: str | None = None) -> list[market.Offer]:
-        """Every peer's offer for this intent, from the peer table; this node's worker on equal terms."""
-        out = []
-        for p in self.fed.peers.snapshot():
-            out.append(market.Offer.from_announcement(
-                p["peer_id"], p, intent.kind, model, units, health=p["health"], rtt_ms=p["rtt_ms"],
-                fresh=p["fresh"], blocked=p["blocked"] or p["banned_for_s"] > 0,
-                proven=p.get("proven", True), reachable=p.get("connected") or p.get("trusted", True)))
+        """Every peer's offer for this intent, from the federation's typed view (each peer's ask is
+        read once per announcement, not per plan); this node's worker on equal terms."""
+        out = [p.offer(intent.kind, model, units) for p in self.fed.offers(intent.kind)]
         if local_model is not None:
             broker = self.node.broker
             out.append(market.Offer(

@@ -7,7 +7,7 @@ import os
 
 import trio
 
-from fed_helpers import wait_until
+from fed_helpers import route_order, wait_until
 from hostile import connect, garbage, hostile_host, send_on
 
 PAYLOADS = [
@@ -20,7 +20,9 @@ PAYLOADS = [
 
 async def chat(client, text="still here"):
     with trio.fail_after(20):
-        res = await client.route({"kind": "chat", "model": "echo", "inputs": {"text": text}}, timeout=15)
+        # the first choice of federation.market.route must be the real worker: no failover needed
+        peer = route_order(client, "chat", "echo").best.peer_id
+        res = await client.request_intent(peer, {"kind": "chat", "model": "echo", "inputs": {"text": text}}, timeout=15)
     return res["output"]["text"]
 
 

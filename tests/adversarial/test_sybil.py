@@ -8,7 +8,7 @@ import time
 import trio
 from libp2p.peer.id import ID
 
-from fed_helpers import wait_until
+from fed_helpers import route_order, wait_until
 from hostile import DialCounter, connect, forged_announcement, gossip_flood, hostile_host, sybil_seeds
 
 SYBIL_CAPS = {"models": {"chat": ["echo"]}, "prices": {"chat": 0}, "cpu": {"cores": 64, "ram": 2**36}}
@@ -16,7 +16,9 @@ SYBIL_CAPS = {"models": {"chat": ["echo"]}, "prices": {"chat": 0}, "cpu": {"core
 
 async def chat(client, text="after the swarm"):
     with trio.fail_after(20):
-        res = await client.route({"kind": "chat", "model": "echo", "inputs": {"text": text}}, timeout=15)
+        # the first choice of federation.market.route must be the real worker: no failover needed
+        peer = route_order(client, "chat", "echo").best.peer_id
+        res = await client.request_intent(peer, {"kind": "chat", "model": "echo", "inputs": {"text": text}}, timeout=15)
     return res
 
 

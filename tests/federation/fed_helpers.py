@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 
-from federation import Federation  # noqa: E402
+from federation import Federation, IntentFailed, market  # noqa: E402
 
 ECHO_CAPS = {"models": {"chat": ["echo"]}, "prices": {"chat": 10}, "cpu": {"cores": 2, "ram": 2**30}}
 
@@ -27,6 +27,39 @@ async def wait_until(cond, timeout=10.0, interval=0.02):
     with trio.fail_after(timeout):
         while not cond():
             await trio.sleep(interval)
+
+
+def route_order(fed, kind, model, max_price=None, exclude=()):
+    """The order the daemon would try workers in: `federation.market.route` (the only routing
+    policy, docs/protocol.md §6) over the federation's typed view; strict (no tie bands) so tests
+    are deterministic."""
+    offers = [p.offer(kind, model, 1000) for p in fed.offers(kind)]
+    return market.route(offers, max_price, exclude=exclude, kind=kind, model=model, price_band=0, latency_band_ms=0)
+
+
+async def run_routed(fed, request, on_event=None, timeout=10.0, attempts=3):
+    """Drive the seam the daemon uses (Federation.request_intent) down route_order's list, one
+    attempt per worker within one deadline, telling on_event of each failover; the daemon's own
+    loop (mtor_node/network.py run_remote) is unit-tested in tests/test_remote_failover.py."""
+    kind, model = request["kind"], request["model"]
+    tried, last = [], None
+    with trio.fail_after(timeout):
+        for _ in range(attempts):
+            plan = route_order(fed, kind, model, request.get("max_price"), exclude=tried)
+            if not plan.ok:
+                break
+            peer = plan.best.peer_id
+            tried.append(peer)
+            try:
+                return await fed.request_intent(peer, request, on_event, timeout)
+            except IntentFailed as exc:
+                if not exc.retryable:
+                    raise
+                last = exc
+                if on_event is not None:
+                    await on_event({"type": "failover", "from": peer, "code": exc.code, "message": exc.message})
+    raise IntentFailed(last.code if last else "no_candidates", last.message if last else f"no peer serves {kind}/{model}",
+                       False)
 
 
 class Net:

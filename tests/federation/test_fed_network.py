@@ -6,7 +6,7 @@ import time
 import pytest
 import trio
 
-from fed_helpers import ECHO_CAPS, seed, wait_until
+from fed_helpers import ECHO_CAPS, route_order, run_routed, seed, wait_until
 from federation import Federation, IntentFailed, Realm
 from federation.intent_protocol import PROTOCOL
 from federation.wire import encode_frame, read_frame
@@ -55,12 +55,14 @@ async def test_five_nodes_gossip_and_streamed_intent(network):
         snap = {r["peer_id"]: r for r in a.peers.snapshot()}
         assert snap[b.peer_id]["successes"] >= 6 and snap[b.peer_id]["models"] == {"chat": ["echo"]}
 
-        # routing picks the cheapest; blocking takes a peer out
+        # routing (federation.market.route over a.offers) picks the cheapest; blocking takes a peer out
+        assert route_order(a, "chat", "echo").best.peer_id == feds[2].peer_id
         with trio.fail_after(10):
-            res = await a.route({"kind": "chat", "model": "echo", "inputs": {"text": "r"}}, None, 5)
+            res = await run_routed(a, {"kind": "chat", "model": "echo", "inputs": {"text": "r"}}, None, 5)
         assert res["peer_id"] == feds[2].peer_id
         a.block(feds[2].peer_id)
         assert feds[2].peer_id not in a.candidates("chat", "echo")
+        assert feds[2].peer_id not in route_order(a, "chat", "echo").peers
         with pytest.raises(IntentFailed) as ei:
             await a.request_intent(feds[2].peer_id, {"kind": "chat", "model": "echo"}, None, 5)
         assert ei.value.code == "blocked"
@@ -106,7 +108,8 @@ async def test_failover_when_handler_dies_and_when_host_stops(network):
         async with trio.open_nursery() as n:
             n.start_soon(killer)
             with trio.fail_after(15):
-                res = await broker.route({"kind": "chat", "model": "echo", "inputs": {"text": "done ok"}}, on_event, 12)
+                res = await run_routed(broker, {"kind": "chat", "model": "echo", "inputs": {"text": "done ok"}},
+                                       on_event, 12)
             n.cancel_scope.cancel()
         assert res["peer_id"] == good.peer_id
         assert res["output"] == {"text": "done ok"}
@@ -114,7 +117,7 @@ async def test_failover_when_handler_dies_and_when_host_stops(network):
         assert [f["from"] for f in failovers] == [dying.peer_id, hanging.peer_id]
         assert failovers[0]["code"] == "worker_error" and failovers[1]["code"] in ("disconnected", "protocol")
         assert broker.peers.get(dying.peer_id).failures == 1
-        assert broker.counters["failovers"] == 2
+        assert broker.peers.get(hanging.peer_id).failures == 1
         # the dying worker's host is still alive and serving
         with trio.fail_after(5):
             assert await broker.ping(dying.peer_id) > 0
@@ -207,8 +210,10 @@ async def test_timeout_and_no_candidates(network):
         with pytest.raises(IntentFailed) as ei:
             await a.request_intent(b.peer_id, {"kind": "chat", "model": "echo"}, None, 0.5)
         assert ei.value.code == "timeout" and time.monotonic() - t0 < 2
+        plan = route_order(a, "chat", "nope")
+        assert plan.reason == "no_candidates" and not plan.ok
         with pytest.raises(IntentFailed) as ei:
-            await a.route({"kind": "chat", "model": "nope"}, None, 1)
+            await run_routed(a, {"kind": "chat", "model": "nope"}, None, 1)
         assert ei.value.code == "no_candidates" and not ei.value.retryable
         # the cancelled job's stream was reset; the worker's job got cancelled, next request fine
         b.set_intent_handler(__import__("fed_helpers").echo_handler)
@@ -230,6 +235,8 @@ async def test_fresh_broker_finds_workers_through_the_dht(network):
         with trio.fail_after(8):
             found = await broker.dht.find_workers("chat", "rare")
         assert list(found) == [worker.peer_id]  # deduplicated, network-queried
+        # nothing heard on gossip yet: the daemon asks the DHT (mtor_node/network.py run_remote)
         with trio.fail_after(10):
-            res = await broker.route({"kind": "chat", "model": "rare", "inputs": {"text": "dht"}}, None, 8)
+            await broker.discover("chat", "rare")
+            res = await run_routed(broker, {"kind": "chat", "model": "rare", "inputs": {"text": "dht"}}, None, 8)
         assert res["peer_id"] == worker.peer_id

@@ -7,7 +7,7 @@ import sys
 
 import trio
 
-from fed_helpers import seed, wait_until
+from fed_helpers import run_routed, seed, wait_until
 from federation import Federation
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,8 +58,8 @@ async def test_intents_across_processes():
             dead_proc, dead_info = procs[0]
             dead_proc.kill()
             with trio.fail_after(15):
-                res = await broker.route({"kind": "chat", "model": "echo", "inputs": {"text": "still"}},
-                                         None, 10, exclude=set())
+                res = await run_routed(broker, {"kind": "chat", "model": "echo", "inputs": {"text": "still"}},
+                                       None, 10)
             assert res["output"]["text"] == "still"
         finally:
             for proc, _ in procs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation.market import Offer, price_moved, route
+from federation.market import Ask, Offer, price_moved, route
 from federation.pricing import PriceTable
 
 
@@ -75,13 +75,16 @@ def test_failover_order_and_exclude():
     assert route(offers, max_price=25, exclude={"a", "b"}).reason == "over_max_price"
 
 
-def test_offer_from_announcement():
+def test_offer_from_an_ask():
     ann = {"prices": PriceTable({"chat": 2000, "chat@big": 4000}).to_announcement(peaking_threshold=3.0),
            "surge": 1.5, "queue": 3, "capacity": 2, "models": {"chat": ["big", "small"]}}
-    o = Offer.from_announcement("p", ann, "chat", "big", 500, health=90, rtt_ms=12.0)
+    ask = Ask.from_announcement(ann)  # once per announcement; one offer per intent from it
+    o = ask.offer("p", "chat", "big", 500, health=90, rtt_ms=12.0)
     assert o.base_price == 2000 and o.price == 3000 and o.peaking_threshold == 3.0 and o.serves
-    assert Offer.from_announcement("p", ann, "chat", "small", 500).base_price == 1000
-    assert not Offer.from_announcement("p", ann, "imagine", "x", 5).serves
+    assert (o.queue, o.capacity, o.health, o.rtt_ms) == (3, 2, 90, 12.0)
+    assert ask.offer("p", "chat", "small", 500).base_price == 1000
+    assert ask.offer("p", "chat", None, 500).serves  # no model named: any model of the kind
+    assert not ask.offer("p", "imagine", "x", 5).serves
     assert route([o]).reason == "no_candidates"  # peaking below its threshold
 
 
