@@ -51,7 +51,9 @@ export function initImagine(ctx) {
         onclick: () => { $("#imagine-prompt").value = rec.prompt; $("#imagine-seed").value = rec.seed; $("#imagine-prompt").focus(); } }));
     }
     f.append(el("button", { type: "button", class: "remove", text: "remove", "aria-label": `remove the picture of ${rec.prompt.slice(0, 40)}`,
-      onclick: async () => { parts.fig.remove(); trim(); await deleteImage(rec.id); } }));
+      // the picture leaves the page once it is gone from storage, after its own save (else a save
+      // still in flight would write it back)
+      onclick: async () => { await parts.saved; await deleteImage(rec.id); parts.fig.remove(); trim(); } }));
   }
 
   function send(prompt = $("#imagine-prompt").value) {
@@ -75,8 +77,8 @@ export function initImagine(ctx) {
         const rec = { id: "i-" + Date.now().toString(36) + Math.random().toString(36).slice(2, 6), at: Date.now(), prompt,
           width: ev.width || width, height: ev.height || height, steps: ev.steps || steps, seed: ev.seed ?? params.seed ?? null,
           cost: ev.cost ?? 0, duration_ms: ev.duration_ms ?? null, png_b64: String(ev.image_png_b64 || "") };
+        parts.saved = saveImage(rec).catch((e) => ctx.notify(`could not keep the picture: ${e.message}`));
         showPicture(parts, rec);
-        saveImage(rec).catch((e) => ctx.notify(`could not keep the picture: ${e.message}`));
       },
       error: (ev) => {
         progress(null);
