@@ -51,3 +51,22 @@ async def reset_stream(stream: Any) -> None:
             await stream.reset()
     except Exception:
         pass
+
+
+def connections_to(host: Any, peer: Any) -> list:
+    """The host's open connections to `peer` (an ID), [] when none."""
+    try:
+        return list(host.get_network().connections.get(peer) or [])
+    except Exception:
+        return []
+
+
+def has_direct(host: Any, peer: Any) -> bool:
+    """Is at least one connection to `peer` (an ID) a direct, not relayed, one?"""
+    return any(not conn_is_relayed(c) for c in connections_to(host, peer))
+
+
+def direct_peers(host: Any) -> list:
+    """Peers (IDs) the host holds a direct connection to: AutoNAT servers, relay and PEX partners."""
+    return [pid for pid, conns in list(host.get_network().connections.items())
+            if any(not conn_is_relayed(c) for c in conns or [])]

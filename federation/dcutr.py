@@ -33,6 +33,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
 from . import holepunch as hp
+from .errors import NetError, ProtocolViolation, map_libp2p_errors
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ MAX_ADDR_BYTES = 256
 TIMEOUT = 5.0
 
 
-class DcutrError(Exception):
-    pass
+class DcutrError(ProtocolViolation):
+    """A DCUtR message that breaks the spec (a NetError: federation/errors.py)."""
 
 
 # ---------------------------------------------------------------- protobuf, by hand (two fields)
@@ -161,80 +162,79 @@ def pick_target(addrs: list[bytes], my_ip: str) -> tuple[tuple[str, int] | None,
 
 
 # ---------------------------------------------------------------- the exchange
-async def initiate(reach: Any, peer_id: str) -> None:
+async def initiate(ctx: hp.PunchContext, peer_id: str) -> None:
     """B: we accepted a relayed connection from peer_id; open /libp2p/dcutr and punch."""
+    record = ctx.outcomes.record
     t0 = time.monotonic()
-    my_ip = hp._public_ip(reach)
+    my_ip = ctx.public_ip()
     if my_ip is None:
-        hp.record_outcome(reach, peer_id, "stayed-relayed", "no public address of ours known (no AutoNAT answer)")
+        record(peer_id, "stayed-relayed", "no public address of ours known (no AutoNAT answer)")
         return
-    sock, port = await hp._bound_socket()
+    sock, port = await hp.bound_socket()
     try:
-        with trio.fail_after(TIMEOUT * 2):
-            stream = await reach.host.new_stream(ID.from_base58(peer_id), [TProtocol(PROTOCOL)])
-        t_send = time.monotonic()
-        await write_msg(stream, CONNECT, [_addr_bytes(my_ip, port)])
-        kind, their = await read_msg(stream)
-        rtt = time.monotonic() - t_send
-        if kind != CONNECT:
-            raise DcutrError("expected CONNECT")
-        target, why = pick_target(their, my_ip)
-        if target is None:
-            hp.record_outcome(reach, peer_id, "stayed-relayed", why)
-            sock.close()
-            return
-        await write_msg(stream, SYNC, [])
-        await trio.sleep(rtt / 2)
-        conn_sock = await hp._punch(port, sock, target)
-        sock = None
-        if conn_sock is None:
-            hp.record_outcome(reach, peer_id, "stayed-relayed",
+        with map_libp2p_errors():
+            with trio.fail_after(TIMEOUT * 2):
+                stream = await ctx.host.new_stream(ID.from_base58(peer_id), [TProtocol(PROTOCOL)])
+            t_send = time.monotonic()
+            await write_msg(stream, CONNECT, [_addr_bytes(my_ip, port)])
+            kind, their = await read_msg(stream)
+            rtt = time.monotonic() - t_send
+            if kind != CONNECT:
+                raise DcutrError("expected CONNECT")
+            target, why = pick_target(their, my_ip)
+            if target is None:
+                record(peer_id, "stayed-relayed", why)
+                return
+            await write_msg(stream, SYNC, [])
+            await trio.sleep(rtt / 2)  # the spec's timing: both sides dial at once
+            conn_sock = await hp.punch(port, sock, target)
+            sock = None
+            if conn_sock is None:
+                record(peer_id, "stayed-relayed",
                        f"TCP simultaneous open to {target[0]}:{target[1]} failed within {hp.PUNCH_TIMEOUT:g} s "
                        "(symmetric NAT, or a router that rewrites ports)", rtt_ms=round(rtt * 1000, 1))
-            return
-        await hp._upgrade(reach, peer_id, conn_sock, False, target)  # B is the server
-        hp.record_outcome(reach, peer_id, "direct", f"DCUtR: TCP simultaneous open to {target[0]}:{target[1]}",
+                return
+            await hp.upgrade(ctx, peer_id, conn_sock, False, target)  # B is the server
+            record(peer_id, "direct", f"DCUtR: TCP simultaneous open to {target[0]}:{target[1]}",
                    rtt_ms=round(rtt * 1000, 1), took_ms=round((time.monotonic() - t0) * 1000))
-        await hp._drop_relayed(reach, peer_id)
-    except BaseException as exc:  # noqa: BLE001 - a failed punch leaves the relayed connection
-        if isinstance(exc, trio.Cancelled):
-            raise
+            await hp.drop_relayed(ctx, peer_id)
+    except NetError as exc:  # a failed punch (anything above: docs/nat.md §1.3) leaves the relayed connection
+        record(peer_id, "stayed-relayed", str(exc)[:200])
+    finally:
         if sock is not None:
             sock.close()
-        hp.record_outcome(reach, peer_id, "stayed-relayed", f"{type(exc).__name__}: {exc}"[:200])
 
 
-async def serve(reach: Any, stream: Any) -> None:
+async def serve(ctx: hp.PunchContext, stream: Any) -> None:
     """A: the peer we dialed through a relay opened /libp2p/dcutr."""
+    record = ctx.outcomes.record
     peer_id = stream.muxed_conn.peer_id.to_base58()
     kind, their = await read_msg(stream)
-    my_ip = hp._public_ip(reach)
-    if kind != CONNECT or my_ip is None or not reach.cfg.hole_punch:
+    my_ip = ctx.public_ip()
+    if kind != CONNECT or my_ip is None or not ctx.enabled:
         # the spec has no refusal message: a reset stream is the answer
-        why = ("hole punching off" if not reach.cfg.hole_punch else "no public address known"
+        why = ("hole punching off" if not ctx.enabled else "no public address known"
                if my_ip is None else "expected CONNECT")
-        hp.record_outcome(reach, peer_id, "stayed-relayed", why)
+        record(peer_id, "stayed-relayed", why)
         await stream.reset()
         return
     target, why = pick_target(their, my_ip)
-    sock, port = await hp._bound_socket()
+    sock, port = await hp.bound_socket()
     try:
         await write_msg(stream, CONNECT, [_addr_bytes(my_ip, port)])
         kind, _ = await read_msg(stream)
         if kind != SYNC or target is None:
-            sock.close()
             if target is None:
-                hp.record_outcome(reach, peer_id, "stayed-relayed", why)
+                record(peer_id, "stayed-relayed", why)
             return
-        conn_sock = await hp._punch(port, sock, target)
+        conn_sock = await hp.punch(port, sock, target)
         sock = None
         if conn_sock is None:
-            hp.record_outcome(reach, peer_id, "stayed-relayed", f"TCP simultaneous open to {target[0]}:{target[1]} failed")
+            record(peer_id, "stayed-relayed", f"TCP simultaneous open to {target[0]}:{target[1]} failed")
             return
-        await hp._upgrade(reach, peer_id, conn_sock, True, target)  # A is the client
-        hp.record_outcome(reach, peer_id, "direct", f"DCUtR: TCP simultaneous open to {target[0]}:{target[1]}")
-        await hp._drop_relayed(reach, peer_id)
-    except BaseException:
+        await hp.upgrade(ctx, peer_id, conn_sock, True, target)  # A is the client
+        record(peer_id, "direct", f"DCUtR: TCP simultaneous open to {target[0]}:{target[1]}")
+        await hp.drop_relayed(ctx, peer_id)
+    finally:
         if sock is not None:
             sock.close()
-        raise

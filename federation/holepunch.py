@@ -20,13 +20,19 @@ swarm's dial path, and was not evaluated in the lab within this task. See docs/n
   NATs (Linux MASQUERADE, most home routers); a symmetric NAT defeats it.
   A upgrades the socket as the outbound (Noise initiator) side, B as the inbound side; then both
   close the relayed connection. Any failure leaves the relayed connection as it was.
+
+Takes a `PunchContext` (the host, the realm key, our public IP, where outcomes go, and a callback
+that resets pooled intent streams to a peer), never the Federation.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket as pysocket
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import multiaddr
@@ -34,6 +40,10 @@ import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
+from .conn import conn_is_relayed, connections_to, hard_close
+from .errors import NetError, map_libp2p_errors
+from .intent_protocol import PROTOCOL as INTENT
+from .messages import PROTOCOL as MSG
 from .wire import read_frame_bytes, unpack, write_frame
 
 log = logging.getLogger(__name__)
@@ -45,26 +55,48 @@ PUNCH_TIMEOUT = 6.0
 DRAIN_TIMEOUT = 120.0  # jobs running on the relayed connection get this long to finish
 
 
-def _public_ip(reach: Any) -> str | None:
-    if not reach.observed_ips:
-        return None
-    return max(reach.observed_ips.items(), key=lambda kv: kv[1])[0]
+@dataclass
+class PunchLog:
+    """Outcomes per peer (status shows them) and the peers now direct after a punch."""
+
+    attempts: dict[str, dict] = field(default_factory=dict)  # peer -> {result, reason, at, rtt_ms}
+    direct: set[str] = field(default_factory=set)
+
+    def record(self, peer_id: str, result: str, reason: str, **extra: Any) -> None:
+        self.attempts[peer_id] = {"result": result, "reason": reason, "at": time.time(), **extra}
+        if result == "direct":
+            self.direct.add(peer_id)
+        log.info("hole punch with %s: %s (%s)", peer_id[:16], result, reason)
 
 
-async def _bound_socket() -> tuple[Any, int]:
+async def _no_pool(peer_id: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class PunchContext:
+    """What hole punching (this module and dcutr.py) needs."""
+
+    host: Any  # the libp2p host
+    psk: bytes | None  # the realm key (outbound upgrades apply it themselves)
+    public_ip: Callable[[], str | None]  # ours, as AutoNAT observed it
+    enabled: bool  # ReachConfig.hole_punch
+    outcomes: PunchLog
+    release_pooled: Callable[[str], Awaitable[None]] = _no_pool  # reset pooled intent streams to a peer
+
+
+async def bound_socket() -> tuple[Any, int]:
     sock = trio.socket.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
     sock.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_REUSEADDR, 1)
     await sock.bind(("0.0.0.0", 0))  # trio's bind is async: without await nothing is bound
     return sock, sock.getsockname()[1]
 
 
-def _parse(addr: Any) -> tuple[str, int] | None:
+def parse_hostport(addr: Any) -> tuple[str, int] | None:
     if not isinstance(addr, str) or len(addr) > 64 or ":" not in addr:
         return None
     ip, port = addr.rsplit(":", 1)
     try:
-        import ipaddress
-
         ipaddress.ip_address(ip)
         p = int(port)
     except ValueError:
@@ -72,7 +104,7 @@ def _parse(addr: Any) -> tuple[str, int] | None:
     return (ip, p) if 0 < p < 65536 else None
 
 
-async def _punch(port: int, sock: Any, target: tuple[str, int]) -> Any | None:
+async def punch(port: int, sock: Any, target: tuple[str, int]) -> Any | None:
     """connect() from our bound port to target until it succeeds or time runs out."""
     deadline = trio.current_time() + PUNCH_TIMEOUT
     attempt = 0
@@ -90,46 +122,41 @@ async def _punch(port: int, sock: Any, target: tuple[str, int]) -> Any | None:
             log.debug("punch connect %s failed: %r", target, exc)
         sock.close()
         sock = None
-        await trio.sleep(0.2)
+        await trio.sleep(0.2)  # back-off between connect attempts, not a synchronisation
     if sock is not None:
         sock.close()
     return None
 
 
-async def _upgrade(reach: Any, peer_id: str, sock: Any, initiator: bool, target: tuple[str, int]) -> None:
+async def upgrade(ctx: PunchContext, peer_id: str, sock: Any, initiator: bool, target: tuple[str, int]) -> None:
+    """Make the punched socket a libp2p connection: outbound (Noise initiator) or inbound."""
     from libp2p.io.trio import TrioTCPStream
     from libp2p.network.connection.raw_connection import RawConnection
     from libp2p.security.pnet.protector import new_protected_conn
 
-    host = reach.host
     ma = multiaddr.Multiaddr(f"/ip4/{target[0]}/tcp/{target[1]}")
     raw: Any = RawConnection(TrioTCPStream(trio.SocketStream(sock)), initiator, addresses=[ma])
-    with trio.fail_after(10):
+    with map_libp2p_errors(), trio.fail_after(10):
         if initiator:
-            if reach.fed.realm.psk is not None:  # inbound gets the PSK from the swarm, outbound not
-                raw = new_protected_conn(raw, reach.fed.realm.psk.hex())
-            await host.upgrade_outbound_connection(raw, ID.from_base58(peer_id))
+            if ctx.psk is not None:  # inbound gets the PSK from the swarm, outbound not
+                raw = new_protected_conn(raw, ctx.psk.hex())
+            await ctx.host.upgrade_outbound_connection(raw, ID.from_base58(peer_id))
         else:
-            await host.upgrade_inbound_connection(raw, ma)
+            await ctx.host.upgrade_inbound_connection(raw, ma)
 
 
-async def _drop_relayed(reach: Any, peer_id: str) -> None:
-    from .conn import conn_is_relayed, hard_close, reset_stream
-
+async def drop_relayed(ctx: PunchContext, peer_id: str) -> None:
+    """Close the relayed connection to peer_id once the jobs still on it are done (bounded)."""
     pid = ID.from_base58(peer_id)
-    from .intent_protocol import PROTOCOL as INTENT
-    from .messages import PROTOCOL as MSG
-
     # pooled idle intent streams may ride the relayed connection: reset them (new ones will
     # open on the direct connection)
-    for st, _ in reach.fed.client._pool.pop(peer_id, None) or []:
-        await reset_stream(st)
+    await ctx.release_pooled(peer_id)
 
     def busy() -> int:
         """Jobs (intent / message streams) still running on the relayed connection; gossip
         and DHT streams are long-lived and simply move to the direct connection."""
         n = 0
-        for conn in list(reach.host.get_network().connections.get(pid) or []):
+        for conn in connections_to(ctx.host, pid):
             if conn_is_relayed(conn):
                 n += sum(1 for st in _streams(conn) if str(_protocol(st)) in (INTENT, MSG))
         return n
@@ -138,8 +165,8 @@ async def _drop_relayed(reach: Any, peer_id: str) -> None:
     # still running on the relayed one finish before closing it (bounded)
     with trio.move_on_after(DRAIN_TIMEOUT):
         while busy():
-            await trio.sleep(0.25)
-    for conn in list(reach.host.get_network().connections.get(pid) or []):
+            await trio.sleep(0.25)  # polling the swarm's stream list: it has no event for this
+    for conn in connections_to(ctx.host, pid):
         if conn_is_relayed(conn):
             try:
                 await hard_close(conn)
@@ -147,7 +174,7 @@ async def _drop_relayed(reach: Any, peer_id: str) -> None:
             except Exception:
                 pass
             try:
-                reach.host.get_network().connections.get(pid, []).remove(conn)
+                ctx.host.get_network().connections.get(pid, []).remove(conn)
             except (ValueError, AttributeError):
                 pass
 
@@ -168,91 +195,82 @@ def _protocol(stream: Any) -> Any:
     return None
 
 
-def record_outcome(reach: Any, peer_id: str, result: str, reason: str, **extra: Any) -> None:
-    reach.holepunch[peer_id] = {"result": result, "reason": reason, "at": time.time(), **extra}
-    if result == "direct":
-        reach.direct_after_punch.add(peer_id)
-    log.info("hole punch with %s: %s (%s)", peer_id[:16], result, reason)
-
-
-async def hole_punch(reach: Any, peer_id: str, *, initiator: bool = True) -> None:
-    """The side that dialed through the relay starts; the other answers in `serve`."""
+async def hole_punch(ctx: PunchContext, peer_id: str) -> None:
+    """A (who dialed through the relay) starts `/mtor/holepunch/1`; the other answers in `serve`."""
+    record = ctx.outcomes.record
     t0 = time.monotonic()
-    my_ip = _public_ip(reach)
+    my_ip = ctx.public_ip()
     if my_ip is None:
-        record_outcome(reach, peer_id, "stayed-relayed", "no public address of ours known (no AutoNAT answer)")
+        record(peer_id, "stayed-relayed", "no public address of ours known (no AutoNAT answer)")
         return
-    sock, port = await _bound_socket()
+    sock, port = await bound_socket()
     try:
-        with trio.fail_after(TIMEOUT * 2):
-            stream = await reach.host.new_stream(ID.from_base58(peer_id), [TProtocol(PROTOCOL)])
-            t_send = time.monotonic()
-            await write_frame(stream, {"type": "connect", "addr": f"{my_ip}:{port}"}, max_frame=MAX_MSG, timeout=TIMEOUT)
-            reply = unpack(await read_frame_bytes(stream, max_frame=MAX_MSG, timeout=TIMEOUT), MAX_MSG)
-            rtt = time.monotonic() - t_send
-        if not isinstance(reply, dict) or reply.get("type") != "connect":
-            reason = reply.get("reason") if isinstance(reply, dict) and isinstance(reply.get("reason"), str) else "bad reply"
-            record_outcome(reach, peer_id, "stayed-relayed", f"peer declined: {reason}"[:200])
-            sock.close()
-            return
-        target = _parse(reply.get("addr"))
-        if target is None:
-            record_outcome(reach, peer_id, "stayed-relayed", "peer sent no usable address")
-            sock.close()
-            return
-        if target[0] == my_ip:
-            record_outcome(reach, peer_id, "stayed-relayed", "same public IP (same NAT): hairpinning not attempted")
-            sock.close()
-            return
-        await write_frame(stream, {"type": "sync"}, max_frame=MAX_MSG, timeout=TIMEOUT)
-        await trio.sleep(rtt / 2)
-        conn_sock = await _punch(port, sock, target)
-        sock = None
-        if conn_sock is None:
-            record_outcome(reach, peer_id, "stayed-relayed",
-                    f"TCP simultaneous open to {target[0]}:{target[1]} failed within {PUNCH_TIMEOUT:g} s "
-                    "(symmetric NAT, or a router that rewrites ports)", rtt_ms=round(rtt * 1000, 1))
-            return
-        await _upgrade(reach, peer_id, conn_sock, True, target)
-        record_outcome(reach, peer_id, "direct", f"TCP simultaneous open to {target[0]}:{target[1]}",
-                rtt_ms=round(rtt * 1000, 1), took_ms=round((time.monotonic() - t0) * 1000))
-        await _drop_relayed(reach, peer_id)
-    except BaseException as exc:  # noqa: BLE001 - a failed punch leaves the relayed connection
-        if isinstance(exc, trio.Cancelled):
-            raise
+        with map_libp2p_errors():
+            with trio.fail_after(TIMEOUT * 2):
+                stream = await ctx.host.new_stream(ID.from_base58(peer_id), [TProtocol(PROTOCOL)])
+                t_send = time.monotonic()
+                await write_frame(stream, {"type": "connect", "addr": f"{my_ip}:{port}"}, max_frame=MAX_MSG,
+                                  timeout=TIMEOUT)
+                reply = unpack(await read_frame_bytes(stream, max_frame=MAX_MSG, timeout=TIMEOUT), MAX_MSG)
+                rtt = time.monotonic() - t_send
+            if not isinstance(reply, dict) or reply.get("type") != "connect":
+                reason = reply.get("reason") if isinstance(reply, dict) and isinstance(reply.get("reason"), str) \
+                    else "bad reply"
+                record(peer_id, "stayed-relayed", f"peer declined: {reason}"[:200])
+                return
+            target = parse_hostport(reply.get("addr"))
+            if target is None:
+                record(peer_id, "stayed-relayed", "peer sent no usable address")
+                return
+            if target[0] == my_ip:
+                record(peer_id, "stayed-relayed", "same public IP (same NAT): hairpinning not attempted")
+                return
+            await write_frame(stream, {"type": "sync"}, max_frame=MAX_MSG, timeout=TIMEOUT)
+            await trio.sleep(rtt / 2)  # the protocol's timing: both sides connect() at once
+            conn_sock = await punch(port, sock, target)
+            sock = None
+            if conn_sock is None:
+                record(peer_id, "stayed-relayed",
+                       f"TCP simultaneous open to {target[0]}:{target[1]} failed within {PUNCH_TIMEOUT:g} s "
+                       "(symmetric NAT, or a router that rewrites ports)", rtt_ms=round(rtt * 1000, 1))
+                return
+            await upgrade(ctx, peer_id, conn_sock, True, target)
+            record(peer_id, "direct", f"TCP simultaneous open to {target[0]}:{target[1]}",
+                   rtt_ms=round(rtt * 1000, 1), took_ms=round((time.monotonic() - t0) * 1000))
+            await drop_relayed(ctx, peer_id)
+    except NetError as exc:  # a failed punch (anything above: docs/nat.md §1.3) leaves the relayed connection
+        record(peer_id, "stayed-relayed", str(exc)[:200])
+    finally:
         if sock is not None:
             sock.close()
-        record_outcome(reach, peer_id, "stayed-relayed", f"{type(exc).__name__}: {exc}"[:200])
 
 
-async def serve(reach: Any, stream: Any) -> None:
+async def serve(ctx: PunchContext, stream: Any) -> None:
     """B: answer a hole punch over the relayed connection."""
     peer_id = stream.muxed_conn.peer_id.to_base58()
     msg = unpack(await read_frame_bytes(stream, max_frame=MAX_MSG, timeout=TIMEOUT), MAX_MSG)
-    target = _parse(msg.get("addr")) if isinstance(msg, dict) and msg.get("type") == "connect" else None
-    my_ip = _public_ip(reach)
-    if target is None or my_ip is None or not reach.cfg.hole_punch:
-        why = ("hole punching off" if not reach.cfg.hole_punch else "no public address known" if my_ip is None
+    target = parse_hostport(msg.get("addr")) if isinstance(msg, dict) and msg.get("type") == "connect" else None
+    my_ip = ctx.public_ip()
+    if target is None or my_ip is None or not ctx.enabled:
+        why = ("hole punching off" if not ctx.enabled else "no public address known" if my_ip is None
                else f"bad request {str(msg)[:80]}")
         await write_frame(stream, {"type": "decline", "reason": why}, max_frame=MAX_MSG, timeout=TIMEOUT)
         await stream.close()
         return
-    sock, port = await _bound_socket()
+    sock, port = await bound_socket()
     try:
         await write_frame(stream, {"type": "connect", "addr": f"{my_ip}:{port}"}, max_frame=MAX_MSG, timeout=TIMEOUT)
         sync = unpack(await read_frame_bytes(stream, max_frame=MAX_MSG, timeout=TIMEOUT), MAX_MSG)
         if not isinstance(sync, dict) or sync.get("type") != "sync":
-            sock.close()
             return
-        conn_sock = await _punch(port, sock, target)
+        conn_sock = await punch(port, sock, target)
         sock = None
         if conn_sock is None:
-            record_outcome(reach, peer_id, "stayed-relayed", f"TCP simultaneous open to {target[0]}:{target[1]} failed")
+            ctx.outcomes.record(peer_id, "stayed-relayed", f"TCP simultaneous open to {target[0]}:{target[1]} failed")
             return
-        await _upgrade(reach, peer_id, conn_sock, False, target)
-        record_outcome(reach, peer_id, "direct", f"TCP simultaneous open to {target[0]}:{target[1]}")
-        await _drop_relayed(reach, peer_id)
-    except BaseException:
+        await upgrade(ctx, peer_id, conn_sock, False, target)
+        ctx.outcomes.record(peer_id, "direct", f"TCP simultaneous open to {target[0]}:{target[1]}")
+        await drop_relayed(ctx, peer_id)
+    finally:
         if sock is not None:
             sock.close()
-        raise

@@ -310,6 +310,12 @@ class IntentClient:
         """Drop pooled streams (after a disconnect)."""
         self._pool.pop(peer_id, None)
 
+    async def reset_pooled(self, peer_id: str) -> None:
+        """Reset the idle pooled streams to a peer (its connection is about to be replaced, e.g.
+        a relayed one after a hole punch: federation/holepunch.py); new requests open fresh ones."""
+        for stream, _ in self._pool.pop(peer_id, None) or []:
+            await reset_stream(stream)
+
     async def close_all(self) -> None:
         pools, self._pool = self._pool, {}
         for streams in pools.values():

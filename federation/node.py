@@ -27,10 +27,14 @@ from .host import full_addrs, info_from_addr, listen_multiaddr, make_host, set_s
 from .intent_protocol import PROTOCOL as INTENT_PROTOCOL
 from .intent_protocol import Handler, IntentClient, IntentFailed, IntentServer, Limits, OnEvent
 from .keys import Signer
+from .mdns import MdnsDiscovery
 from .peers import PeerTable, PeerView
-from .conn import hard_close, is_circuit
-from .reach import Reachability, ReachConfig, expand_unspecified
-from .realm import Realm, probe_realm, public_realm
+from .conn import direct_peers, hard_close, is_circuit
+from .addrs import expand_unspecified
+from .config import FederationConfig
+from .errors import NetError
+from .reach import Reachability
+from .realm import probe_realm
 
 log = logging.getLogger(__name__)
 
@@ -89,59 +93,38 @@ def _is_local_addr(addr: str) -> bool:
 
 
 class Federation:
-    def __init__(
-        self,
-        seed: bytes,
-        realm: Realm | None = None,
-        listen_host: str = "127.0.0.1",
-        listen_port: int = 0,
-        peers: list[str] | None = None,
-        bootstrap: list[str] | None = None,
-        airgap: bool = False,
-        announce_interval: float = 5.0,
-        announce_ttl: int = 30,
-        limits: Limits | None = None,
-        probe_interval: float = 10.0,
-        enable_dht: bool = True,
-        upgrade_timeout: float = 3.0,
-        reach: ReachConfig | None = None,
-        listen_hosts: list[str] | None = None,
-        mdns: bool = False,
-        mdns_interfaces: list[str] | None = None,
-        rendezvous: bool = False,
-        rendezvous_bootstrap: list[str] | None = None,
-        dns_servers: list[str] | None = None,
-        flood_publish: bool = True,
-    ) -> None:
-        self.realm = realm or public_realm()
+    def __init__(self, seed: bytes, config: FederationConfig | None = None) -> None:
+        """`seed`: the node's identity key seed; `config`: everything else (federation/config.py)."""
+        cfg = self.config = config or FederationConfig()
+        self.realm = cfg.realm
         self.signer = Signer(seed)
-        self.reach_config = reach or ReachConfig()
-        self.host = make_host(seed, psk=self.realm.psk, upgrade_timeout=upgrade_timeout,
+        self.reach_config = cfg.reach
+        self.host = make_host(seed, psk=self.realm.psk, upgrade_timeout=cfg.upgrade_timeout,
                               max_connections=self.reach_config.max_peers + 16)
-        self.listen_host = listen_host
-        self.listen_hosts = [h for h in (listen_hosts or []) if h] or [listen_host]
-        self.mdns_enabled = mdns
-        self.mdns_interfaces = list(mdns_interfaces or [])
-        self.mdns = None
+        self.listen_host = cfg.listen_host
+        self.listen_hosts = [h for h in cfg.listen_hosts if h] or [cfg.listen_host]
+        self.mdns_enabled = cfg.mdns
+        self.mdns_interfaces = list(cfg.mdns_interfaces)
+        self.mdns: MdnsDiscovery | None = None
         # public rendezvous only for the public realm, never with airgap
-        self.rendezvous_enabled = rendezvous and self.realm.is_public and not airgap
-        self.rendezvous_bootstrap = list(rendezvous_bootstrap or []) if self.rendezvous_enabled else []
+        self.rendezvous_enabled = cfg.rendezvous and self.realm.is_public and not cfg.airgap
+        self.rendezvous_bootstrap = list(cfg.rendezvous_bootstrap) if self.rendezvous_enabled else []
         self.rendezvous_found: dict[str, float] = {}
-        self.dns = DnsaddrResolver(dns_servers)  # /dnsaddr, /dns4, /dns6 bootstrap and peer addresses
+        self.dns = DnsaddrResolver(list(cfg.dns_servers))  # /dnsaddr, /dns4, /dns6 bootstrap and peer addresses
         self.grid_reachable: bool | None = None  # did a rendezvous bootstrap peer answer (None: not tried)
-        self.listen_port = listen_port
-        self.airgap = airgap
-        self.configured_peers = list(peers or [])
-        self.bootstrap = [] if airgap else list(bootstrap or [])
-        self.announce_interval = announce_interval
-        self.announce_ttl = announce_ttl
-        self.probe_interval = probe_interval
-        self.limits = limits or Limits()
-        self.peers = PeerTable(ttl=float(announce_ttl))
+        self.listen_port = cfg.listen_port
+        self.airgap = cfg.airgap
+        self.configured_peers = list(cfg.peers)
+        self.bootstrap = [] if cfg.airgap else list(cfg.bootstrap)
+        self.announce_interval = cfg.announce_interval
+        self.announce_ttl = cfg.announce_ttl
+        self.probe_interval = cfg.probe_interval
+        self.limits = cfg.limits or Limits()
+        self.peers = PeerTable(ttl=float(self.announce_ttl))
         self.peers.pin(self.peer_id)
         # what announced addresses may be dialed, and a peerstore that never evicts the node's own
         # key or a useful peer (issue 12 #2, #4)
-        self.addr_policy = AddrPolicy(self.listen_hosts, airgap=airgap)
+        self.addr_policy = AddrPolicy(self.listen_hosts, airgap=self.airgap)
         bound_peerstore(self.host.get_peerstore(), max_peers=self.peers.max_peers,
                         pinned=lambda pid: pid == self.host.get_id() or bool(self.host.get_network().connections.get(pid))
                         or self.peers.useful(pid.to_base58()),
@@ -150,7 +133,7 @@ class Federation:
         self.server = IntentServer(self.signer, self.limits)
         self.client = IntentClient(self.host, self.signer.peer_id, self.limits)
         self.gossip = FloodPublishGossipSub(  # our own announcements to every subscribed peer at once
-            flood_publish=flood_publish,
+            flood_publish=cfg.flood_publish,
             protocols=[GOSSIP_V11, GOSSIP_V10],
             degree=6,
             degree_low=4,
@@ -170,7 +153,7 @@ class Federation:
             max_inbound_rpc_size=4 * caps_mod.MAX_ANNOUNCEMENT,
         )
         self.dht = None
-        self.enable_dht = enable_dht
+        self.enable_dht = cfg.enable_dht
         self._caps: dict | None = None
         self._seq = 0
         self._announce_now = trio.Event()
@@ -178,11 +161,25 @@ class Federation:
         self._nursery: trio.Nursery | None = None
         self.join_errors: dict[str, str] = {}
         self.counters: dict[str, int] = {"routes": 0, "failovers": 0, "realm_mismatch": 0, "announced": 0}
-        self.reach = Reachability(self, self.reach_config)
+        # the NAT protocols get the host, the realm key and callbacks, never this object (docs/nat.md)
+        self.reach = Reachability(self.host, self.realm.psk, self.peer_id, self.reach_config,
+                                  relay_candidates=lambda: self.configured_peers + self.bootstrap,
+                                  announce_now=self.announce_now, announced_addrs=self._announced_addrs,
+                                  release_pooled=self.client.reset_pooled)
         # every inbound stream (ours and py-libp2p's protocols) runs under one guard (issue 12 #1)
         self.guard = StreamGuard(self.host, on_offence=self._on_offence)
         self.guard.install()
         self.server.on_bad_frame = lambda peer, reason: self.guard.report(peer, INTENT_PROTOCOL, reason)
+
+    def announce_now(self) -> None:
+        """Announce at once (our addresses or capabilities changed)."""
+        self._announce_now.set()
+
+    def _announced_addrs(self, peer_id: str) -> list[str]:
+        """The addresses peer_id announced on gossip (what PEX passes on)."""
+        ann = self.peers.get(peer_id).announcement if self.peers.known(peer_id) else None
+        addrs = ann.get("addrs") if isinstance(ann, dict) else None
+        return [a for a in addrs if isinstance(a, str)] if isinstance(addrs, list) else []
 
     # ------------------------------------------------------------------ properties
     @property
@@ -571,12 +568,13 @@ class Federation:
 
     # ------------------------------------------------------------------ discovery
     async def _discovery(self) -> None:
-        """Started after ready: mDNS (its start stalls the loop, DESIGN §12, so it runs in a
+        """Started after ready: mDNS (its start stalls the loop, docs/nat.md §3.4, so it runs in a
         thread), the public rendezvous, and peer exchange rounds."""
         if self.mdns_enabled and self._nursery is not None:
-            from .mdns import MdnsDiscovery
-
-            self.mdns = MdnsDiscovery(self, self.mdns_interfaces)
+            self.mdns = MdnsDiscovery(self.host, peer_id=self.peer_id, realm_fingerprint=self.realm.fingerprint,
+                                      listen_hosts=self.listen_hosts, listen_addrs=lambda: self.listen_addrs,
+                                      interfaces=self.mdns_interfaces,
+                                      should_dial=lambda pid: not self.peers.is_blocked(pid), dial=self._dial_learned)
             self._nursery.start_soon(self.mdns.run)
         if self.rendezvous_enabled and self.dht is not None and self._nursery is not None:
             self._nursery.start_soon(self._rendezvous_loop)
@@ -596,14 +594,14 @@ class Federation:
     async def _pex_round(self) -> None:
         import random
 
-        direct = self.reach._direct_peers()
+        direct = direct_peers(self.host)
         random.shuffle(direct)
         learned: dict[str, list[str]] = {}
         for pid in direct[:3]:
             try:
                 for other, addrs in await self.reach.exchange(pid):
                     learned.setdefault(other, addrs)
-            except Exception as exc:
+            except NetError as exc:
                 log.debug("pex with %s failed: %r", pid, exc)
         budget = 8  # new dials per round
         async with trio.open_nursery() as n:

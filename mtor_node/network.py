@@ -25,7 +25,8 @@ from federation.messages import MessageFailed, Messenger
 from federation.pricing import (PeakingPolicy, PriceTable, SurgeMeter, estimate_units, market_surge,
                                 peaking_threshold_from_announcement)
 from federation.realm import Realm, parse_secret, public_realm
-from federation.reach import ReachConfig, resolve_listen
+from federation.addrs import resolve_listen
+from federation.config import FederationConfig, ReachConfig
 
 from . import __version__, hardware
 from .backends import BackendError
@@ -68,11 +69,12 @@ class Network:
         self.node = node
         cfg = node.config
         self.realm = realm_from_config(cfg)
-        self.fed = Federation(
-            node.identity.seed,
-            self.realm,
+        # the one place the node's [p2p] settings become the federation's (federation/config.py)
+        self.fed = Federation(node.identity.seed, FederationConfig(
+            realm=self.realm,
             listen_host=cfg["p2p.host"],
             listen_port=cfg["p2p.port"],
+            listen_hosts=resolve_listen(cfg["p2p.listen"]),
             peers=cfg["p2p.peers"],
             bootstrap=cfg["p2p.bootstrap"],
             airgap=cfg["p2p.airgap"],
@@ -82,11 +84,10 @@ class Network:
                               relay_max_bytes=cfg["p2p.relay_max_bytes"], announce=cfg["p2p.announce"],
                               max_peers=cfg["p2p.max_peers"], max_per_ip=cfg["p2p.max_per_ip"],
                               hole_punch=cfg["p2p.hole_punch"], pex=cfg["p2p.pex"]),
-            listen_hosts=resolve_listen(cfg["p2p.listen"]),
             mdns=cfg["p2p.mdns"], mdns_interfaces=cfg["p2p.mdns_interfaces"],
             rendezvous=cfg["p2p.rendezvous"], rendezvous_bootstrap=cfg["p2p.rendezvous_bootstrap"],
             dns_servers=cfg["p2p.dns_servers"],
-        )
+        ))
         self.hardware: dict = {"gpus": [], "cpu": {"cores": 0, "ram": 0}}
         self.prices = price_table(cfg, self.realm).with_overrides(node.price_overrides)
         self.peaking = cfg["prices.peaking"] or None

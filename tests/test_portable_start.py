@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent("""
             except Exception as e:
                 failed[info.name] = repr(e)[:300]
     from mtor_node.node import DataDirLock, StartError, prepare_data_dir
-    from federation.reach import local_ipv4s, resolve_listen
+    from federation.addrs import local_ipv4s, resolve_listen
     data_dir = Path(sys.argv[1])
     prepare_data_dir(data_dir)
     first = DataDirLock(data_dir)

@@ -8,7 +8,7 @@ import trio
 
 from fed_helpers import seed, wait_until
 from federation import Federation
-from federation.reach import ReachConfig
+from federation.config import FederationConfig, ReachConfig
 from tests.conftest import free_port, running_node
 
 P2P = {"enabled": True, "port": 0, "host": "127.0.0.1", "airgap": True, "rendezvous": False, "mdns": False}
@@ -25,8 +25,8 @@ async def test_three_fakes_do_not_stop_chat(tmp_path, network):
             dead = free_port()  # nothing listens here
             fakes = []
             for i in range(3):
-                f = Federation(seed(200 + i), peers=fed.listen_addrs, announce_interval=0.3, enable_dht=False,
-                               reach=ReachConfig(announce=[f"/ip4/127.0.0.1/tcp/{dead}"], pex=False))
+                f = Federation(seed(200 + i), FederationConfig(peers=fed.listen_addrs, announce_interval=0.3, enable_dht=False,
+                               reach=ReachConfig(announce=[f"/ip4/127.0.0.1/tcp/{dead}"], pex=False)))
                 f.set_capabilities(FAKE_CAPS)
                 fakes.append(await net.start(f))
             ids = [f.peer_id for f in fakes]

@@ -16,6 +16,7 @@ import trio
 
 from fed_helpers import seed
 from federation import Federation
+from federation.config import FederationConfig
 from hostile import connect, hostile_host
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +100,7 @@ async def test_big_frames_in_flight_stay_bounded(echo_node, identities, streams)
     assert proc.poll() is None, "the node died"
     assert grew_mib < BOUND_MIB
     # it still serves: a fresh, honest peer gets an answer
-    client = Federation(seed(91), peers=[addr], enable_dht=False)
+    client = Federation(seed(91), FederationConfig(peers=[addr], enable_dht=False))
     async with trio.open_nursery() as n:
         await n.start(client.run)
         with trio.fail_after(30):

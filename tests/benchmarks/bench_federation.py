@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 
 from federation import Federation  # noqa: E402
+from federation.config import FederationConfig  # noqa: E402
 from libp2p.peer.id import ID  # noqa: E402
 
 ECHO = os.path.join(ROOT, "tests", "federation", "echo_node.py")
@@ -62,7 +63,7 @@ async def wait_for(cond, timeout):
 
 
 async def bench_latency_and_throughput(rows):
-    broker = Federation(seed(100), announce_interval=1.0)
+    broker = Federation(seed(100), FederationConfig(announce_interval=1.0))
     procs = []
     async with trio.open_nursery() as n:
         await n.start(broker.run)
@@ -138,7 +139,7 @@ async def bench_gossip(rows, n_nodes=20, changes=10):
         for i in range(n_nodes):
             earlier = [f.listen_addrs[0] for f in feds]
             peers = rng.sample(earlier, min(3, len(earlier)))
-            fed = Federation(seed(1 + i), peers=peers, announce_interval=5.0, enable_dht=False)
+            fed = Federation(seed(1 + i), FederationConfig(peers=peers, announce_interval=5.0, enable_dht=False))
             fed.set_capabilities({"models": {"chat": ["echo"]}, "prices": {"chat": 1000}})
             await n.start(fed.run)
             feds.append(fed)

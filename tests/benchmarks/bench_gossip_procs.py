@@ -32,12 +32,13 @@ def child(idx: int, peers: list[str], source: str, flood: bool = True) -> None:
     import trio
 
     from federation import Federation
+    from federation.config import FederationConfig
 
     def caps(price: int) -> dict:
         return {"models": {"chat": ["echo"]}, "prices": {"chat": price}}
 
     async def main() -> None:
-        fed = Federation(seed(idx), peers=peers, announce_interval=5.0, enable_dht=False, flood_publish=flood)
+        fed = Federation(seed(idx), FederationConfig(peers=peers, announce_interval=5.0, enable_dht=False, flood_publish=flood))
         fed.set_capabilities(caps(1000))
         orig = fed.peers.record_announcement
         seen: set[int] = set()

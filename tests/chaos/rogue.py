@@ -29,6 +29,7 @@ import uuid
 import trio
 
 from federation import Federation
+from federation.config import FederationConfig
 from federation.host import set_safe_handler
 from federation.intent_protocol import PROTOCOL as INTENT_PROTOCOL, IntentFailed
 from federation.messages import MessageFailed, Messenger
@@ -49,8 +50,8 @@ def read_control(path: str) -> dict:
 
 
 async def run_worker(control: str, seed: bytes, host: str, port: int, secret: str, peers: list[str]) -> None:
-    fed = Federation(seed, parse_secret(secret), listen_host=host, listen_port=port, peers=peers, airgap=True,
-                     announce_interval=1.0)
+    fed = Federation(seed, FederationConfig(realm=parse_secret(secret), listen_host=host, listen_port=port, peers=peers, airgap=True,
+                     announce_interval=1.0))
     state = read_control(control)
     fed.set_capabilities(caps(int(state.get("price", 5000))))
 
@@ -104,7 +105,7 @@ async def run_equivocator(out: str, seed: bytes, host: str, port: int, secret: s
 
     realm = parse_secret(secret)
     report: dict = {"steps": []}
-    fed = Federation(seed, realm, listen_host=host, listen_port=port, peers=[worker], airgap=True)
+    fed = Federation(seed, FederationConfig(realm=realm, listen_host=host, listen_port=port, peers=[worker], airgap=True))
     me = Signer(seed).pubkey
     tmp = tempfile.mkdtemp(prefix="equivocator-")
     forks = []

@@ -15,6 +15,7 @@ import trio
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from federation import Federation  # noqa: E402
+from federation.config import FederationConfig  # noqa: E402
 from federation.host import set_safe_handler  # noqa: E402
 
 CAPS = {"models": {"chat": ["echo"]}, "prices": {"chat": 10}, "cpu": {"cores": os.cpu_count() or 1, "ram": 0}}
@@ -37,7 +38,7 @@ async def raw_echo(stream):
 
 async def main():
     seed = bytes.fromhex(sys.argv[1])
-    fed = Federation(seed, peers=sys.argv[2:], announce_interval=float(os.environ.get("ANNOUNCE", "1")))
+    fed = Federation(seed, FederationConfig(peers=sys.argv[2:], announce_interval=float(os.environ.get("ANNOUNCE", "1"))))
     fed.set_capabilities(CAPS)
     fed.set_intent_handler(echo)
     if os.environ.get("ECHO_RAW"):

@@ -6,6 +6,7 @@ import pytest
 import trio
 
 from federation import Federation, IntentFailed, market  # noqa: E402
+from federation.config import FederationConfig  # noqa: E402
 
 ECHO_CAPS = {"models": {"chat": ["echo"]}, "prices": {"chat": 10}, "cpu": {"cores": 2, "ram": 2**30}}
 
@@ -87,7 +88,7 @@ class Net:
         out = []
         for i in range(n):
             peers = [self.feds[0].listen_addrs[0]] if self.feds else []
-            fed = Federation(seed(first_seed + i), peers=peers, **kw)
+            fed = Federation(seed(first_seed + i), FederationConfig(peers=peers, **kw))
             if caps is not None:
                 fed.set_capabilities(caps)
             if handler is not None:

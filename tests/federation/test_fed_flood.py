@@ -10,18 +10,18 @@ import trio
 from libp2p.peer.id import ID
 
 from federation import Federation
-from federation.reach import ReachConfig
+from federation.config import FederationConfig, ReachConfig
 
 from fed_helpers import wait_until  # noqa: E402  (tests/federation is on sys.path via conftest)
 
 
 async def test_own_messages_flood_forwarded_ones_follow_the_mesh():
     async with trio.open_nursery() as nursery:
-        src = Federation(os.urandom(32), reach=ReachConfig(pex=False), enable_dht=False)
+        src = Federation(os.urandom(32), FederationConfig(reach=ReachConfig(pex=False), enable_dht=False))
         await nursery.start(src.run)
         others = []
         for _ in range(9):
-            f = Federation(os.urandom(32), peers=[src.listen_addrs[0]], reach=ReachConfig(pex=False), enable_dht=False)
+            f = Federation(os.urandom(32), FederationConfig(peers=[src.listen_addrs[0]], reach=ReachConfig(pex=False), enable_dht=False))
             await nursery.start(f.run)
             others.append(f)
         topic = src.realm.caps_topic

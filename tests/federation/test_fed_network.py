@@ -8,6 +8,7 @@ import trio
 
 from fed_helpers import ECHO_CAPS, route_order, run_routed, seed, wait_until
 from federation import Federation, IntentFailed, Realm
+from federation.config import FederationConfig
 from federation.intent_protocol import PROTOCOL
 from federation.wire import encode_frame, read_frame
 
@@ -129,8 +130,8 @@ async def test_wrong_realm_key_is_known_fast(network):
         a, = await net.spawn(1, realm=realm)
         b, = await net.spawn(1, first_seed=2, realm=realm)  # joins a
         assert b.join_errors == {}
-        intruder = Federation(seed(3), realm=Realm("lab", os.urandom(32)), peers=[a.listen_addrs[0]])
-        public = Federation(seed(4), peers=[a.listen_addrs[0]])
+        intruder = Federation(seed(3), FederationConfig(realm=Realm("lab", os.urandom(32)), peers=[a.listen_addrs[0]]))
+        public = Federation(seed(4), FederationConfig(peers=[a.listen_addrs[0]]))
         t0 = time.monotonic()
         await net.start(intruder)
         await net.start(public)
@@ -230,7 +231,7 @@ async def test_fresh_broker_finds_workers_through_the_dht(network):
         # let the worker's provider record land on the hub
         await wait_until(lambda: "chat/rare" in worker.dht.provided, timeout=10)
         # a broker that only knows the hub, with a 30 s announce interval: gossip alone is slow
-        broker = Federation(seed(3), peers=[hub.listen_addrs[0]], announce_interval=30)
+        broker = Federation(seed(3), FederationConfig(peers=[hub.listen_addrs[0]], announce_interval=30))
         await net.start(broker)
         with trio.fail_after(8):
             found = await broker.dht.find_workers("chat", "rare")

@@ -9,6 +9,7 @@ import trio
 
 from fed_helpers import run_routed, seed, wait_until
 from federation import Federation
+from federation.config import FederationConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -28,7 +29,7 @@ async def _spawn(nursery, seed_bytes, peers):
 
 
 async def test_intents_across_processes():
-    broker = Federation(seed(40), announce_interval=0.5)
+    broker = Federation(seed(40), FederationConfig(announce_interval=0.5))
     procs = []
     async with trio.open_nursery() as n:
         await n.start(broker.run)

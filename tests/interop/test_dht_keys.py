@@ -9,12 +9,13 @@ import os
 import pytest
 
 from federation import Federation
+from federation.config import FederationConfig
 from federation.dht import RENDEZVOUS_KEY, RealmDHT, dht_key, is_dht_key
 from federation.realm import Realm, new_realm
 
 
 def test_capability_and_rendezvous_keys_are_sha256_multihashes():
-    fed = Federation(os.urandom(32), realm=Realm("lab-7", None))
+    fed = Federation(os.urandom(32), FederationConfig(realm=Realm("lab-7", None)))
     dht = RealmDHT(fed.host, fed.realm)
     key = dht._key("chat", "m")
     assert key == b"\x12\x20" + hashlib.sha256(b"/mtor/lab-7/cap/chat/m").digest()
@@ -32,6 +33,6 @@ async def test_raw_keys_are_refused_before_they_reach_the_network():
 
 
 def test_a_private_realm_never_runs_the_public_rendezvous():
-    fed = Federation(os.urandom(32), realm=new_realm("lab"), rendezvous=True,
-                     rendezvous_bootstrap=["/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN"])
+    fed = Federation(os.urandom(32), FederationConfig(realm=new_realm("lab"), rendezvous=True,
+                     rendezvous_bootstrap=["/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN"]))
     assert fed.realm.psk is not None and not fed.rendezvous_enabled and fed.rendezvous_bootstrap == []

@@ -23,7 +23,7 @@ from libp2p.peer.id import ID
 
 from federation import Federation
 from federation.dht import RENDEZVOUS_KEY
-from federation.reach import ReachConfig
+from federation.config import FederationConfig, ReachConfig
 
 from .dns_server import LocalDns
 
@@ -85,8 +85,8 @@ async def test_js_dht_is_the_bootstrap_behind_dnsaddr_and_stores_every_key(nurse
         boot = [f"/dnsaddr/bootstrap.test/p2p/{n['id']}" for n in js.nodes]  # as the default list is
 
         def grid_node() -> Federation:
-            return Federation(os.urandom(32), rendezvous=True, rendezvous_bootstrap=boot, dns_servers=[dns.server],
-                              announce_interval=0.5, reach=ReachConfig(pex=False))  # met only through the DHT
+            return Federation(os.urandom(32), FederationConfig(rendezvous=True, rendezvous_bootstrap=boot, dns_servers=[dns.server],
+                              announce_interval=0.5, reach=ReachConfig(pex=False)))  # met only through the DHT
 
         x, y = grid_node(), grid_node()
         x.set_capabilities(CAPS)

@@ -13,13 +13,14 @@ import os
 import trio
 
 from federation import Federation, dcutr
-from federation.reach import ReachConfig
+from federation.autonat import AutoNAT
+from federation.config import FederationConfig, ReachConfig
 
 from .test_discovery import connected, start, wait_until
 
 
 async def test_dcutr_upgrades_a_relayed_connection_to_direct(monkeypatch):
-    monkeypatch.setattr(dcutr.hp, "_public_ip", lambda reach: "127.0.0.1")
+    monkeypatch.setattr(AutoNAT, "public_ip", lambda self: "127.0.0.1")
     real_pick = dcutr.pick_target
 
     def pick(addrs, my_ip):
@@ -32,12 +33,12 @@ async def test_dcutr_upgrades_a_relayed_connection_to_direct(monkeypatch):
 
     monkeypatch.setattr(dcutr, "pick_target", pick)
     async with trio.open_nursery() as nursery:
-        relay = await start(nursery, Federation(os.urandom(32), reach=ReachConfig(relay_service="on", pex=False)))
+        relay = await start(nursery, Federation(os.urandom(32), FederationConfig(reach=ReachConfig(relay_service="on", pex=False))))
         raddr = relay.listen_addrs[0]
-        b = await start(nursery, Federation(os.urandom(32), peers=[raddr], reach=ReachConfig(pex=False, relays=[raddr])))
-        a = await start(nursery, Federation(os.urandom(32), reach=ReachConfig(pex=False, relay_client=False)))
+        b = await start(nursery, Federation(os.urandom(32), FederationConfig(peers=[raddr], reach=ReachConfig(pex=False, relays=[raddr]))))
+        a = await start(nursery, Federation(os.urandom(32), FederationConfig(reach=ReachConfig(pex=False, relay_client=False))))
         with trio.fail_after(20):  # AutoNAT calls B public on loopback, so it would not reserve by itself
-            assert await b.reach._reserve(raddr)
+            assert await b.reach.relay.reserve(raddr)
         with trio.fail_after(20):
             assert await a.reach.dial_relayed(b.peer_id, [f"{raddr}/p2p-circuit/p2p/{b.peer_id}"])
         try:

@@ -13,7 +13,8 @@ from libp2p.tools.anyio_service import background_trio_service
 
 from federation import Federation
 from federation.host import full_addrs, listen_multiaddr, make_host
-from federation.reach import ReachConfig, valid_peer_addr
+from federation.addrs import valid_peer_addr
+from federation.config import FederationConfig, ReachConfig
 
 CAPS = {"models": {"chat": ["echo"]}, "prices": {"chat": 10}, "cpu": {"cores": 2, "ram": 2**30}}
 
@@ -67,10 +68,10 @@ async def test_rendezvous_on_standin_public_dht():
     async with trio.open_nursery() as nursery:
         boot = await standin_bootstrap(nursery, 3)
         # x knows only the first bootstrap peer, y only the last; neither knows the other
-        x = Federation(os.urandom(32), rendezvous=True, rendezvous_bootstrap=[boot[0]], announce_interval=0.5,
-                       reach=ReachConfig(pex=False))
-        y = Federation(os.urandom(32), rendezvous=True, rendezvous_bootstrap=[boot[2]], announce_interval=0.5,
-                       reach=ReachConfig(pex=False))
+        x = Federation(os.urandom(32), FederationConfig(rendezvous=True, rendezvous_bootstrap=[boot[0]], announce_interval=0.5,
+                       reach=ReachConfig(pex=False)))
+        y = Federation(os.urandom(32), FederationConfig(rendezvous=True, rendezvous_bootstrap=[boot[2]], announce_interval=0.5,
+                       reach=ReachConfig(pex=False)))
         x.set_capabilities(CAPS)
         await start(nursery, x)
         await start(nursery, y)
@@ -90,17 +91,17 @@ async def test_rendezvous_on_standin_public_dht():
 async def test_private_realm_and_airgap_never_use_the_rendezvous():
     from federation import new_realm
 
-    a = Federation(os.urandom(32), realm=new_realm("lab"), rendezvous=True, rendezvous_bootstrap=["/ip4/127.0.0.1/tcp/1/p2p/12D3KooWEYYGNCZRkzf1PvgmTDXdZBqyJ8HZtnKohu3aFMtbL8qJ"])
-    b = Federation(os.urandom(32), airgap=True, rendezvous=True, rendezvous_bootstrap=["/ip4/127.0.0.1/tcp/1/p2p/12D3KooWEYYGNCZRkzf1PvgmTDXdZBqyJ8HZtnKohu3aFMtbL8qJ"])
+    a = Federation(os.urandom(32), FederationConfig(realm=new_realm("lab"), rendezvous=True, rendezvous_bootstrap=["/ip4/127.0.0.1/tcp/1/p2p/12D3KooWEYYGNCZRkzf1PvgmTDXdZBqyJ8HZtnKohu3aFMtbL8qJ"]))
+    b = Federation(os.urandom(32), FederationConfig(airgap=True, rendezvous=True, rendezvous_bootstrap=["/ip4/127.0.0.1/tcp/1/p2p/12D3KooWEYYGNCZRkzf1PvgmTDXdZBqyJ8HZtnKohu3aFMtbL8qJ"]))
     assert not a.rendezvous_enabled and a.rendezvous_bootstrap == []
     assert not b.rendezvous_enabled and b.rendezvous_bootstrap == []
 
 
 async def test_peer_exchange_connects_peers_of_peers():
     async with trio.open_nursery() as nursery:
-        b = await start(nursery, Federation(os.urandom(32), announce_interval=0.5))
-        a = await start(nursery, Federation(os.urandom(32), peers=[b.listen_addrs[0]], announce_interval=0.5))
-        c = await start(nursery, Federation(os.urandom(32), peers=[b.listen_addrs[0]], announce_interval=0.5))
+        b = await start(nursery, Federation(os.urandom(32), FederationConfig(announce_interval=0.5)))
+        a = await start(nursery, Federation(os.urandom(32), FederationConfig(peers=[b.listen_addrs[0]], announce_interval=0.5)))
+        c = await start(nursery, Federation(os.urandom(32), FederationConfig(peers=[b.listen_addrs[0]], announce_interval=0.5)))
         assert not connected(a, c)
         # the first PEX round runs 2 s after start, then every 5 s
         await wait_until(lambda: connected(a, c) or connected(c, a), 20)
@@ -110,10 +111,10 @@ async def test_peer_exchange_connects_peers_of_peers():
 
 async def test_max_per_ip_refuses_extra_connections():
     async with trio.open_nursery() as nursery:
-        hub = await start(nursery, Federation(os.urandom(32), reach=ReachConfig(max_per_ip=2, limit_loopback=True, pex=False)))
+        hub = await start(nursery, Federation(os.urandom(32), FederationConfig(reach=ReachConfig(max_per_ip=2, limit_loopback=True, pex=False))))
         others = []
         for _ in range(4):
-            others.append(await start(nursery, Federation(os.urandom(32), reach=ReachConfig(pex=False))))
+            others.append(await start(nursery, Federation(os.urandom(32), FederationConfig(reach=ReachConfig(pex=False)))))
         for o in others:
             await o.connect(hub.listen_addrs[0])
         # everything comes from 127.0.0.1: the hub keeps at most 2 connections from it
@@ -144,14 +145,14 @@ async def test_relayed_connection_in_a_private_realm():
         await send({"type": "result", "output": {"text": request["inputs"]["text"]}, "units": 1})
 
     async with trio.open_nursery() as nursery:
-        relay = await start(nursery, Federation(os.urandom(32), realm=realm, reach=ReachConfig(relay_service="on", pex=False)))
-        w = Federation(os.urandom(32), realm=realm, peers=[relay.listen_addrs[0]], reach=ReachConfig(pex=False))
+        relay = await start(nursery, Federation(os.urandom(32), FederationConfig(realm=realm, reach=ReachConfig(relay_service="on", pex=False))))
+        w = Federation(os.urandom(32), FederationConfig(realm=realm, peers=[relay.listen_addrs[0]], reach=ReachConfig(pex=False)))
         w.set_capabilities(CAPS)
         w.set_intent_handler(echo)
         await start(nursery, w)
-        b = await start(nursery, Federation(os.urandom(32), realm=realm, peers=[relay.listen_addrs[0]],
-                                            reach=ReachConfig(pex=False, hole_punch=False)))
-        assert await w.reach._reserve(relay.listen_addrs[0])
+        b = await start(nursery, Federation(os.urandom(32), FederationConfig(realm=realm, peers=[relay.listen_addrs[0]],
+                                            reach=ReachConfig(pex=False, hole_punch=False))))
+        assert await w.reach.relay.reserve(relay.listen_addrs[0])
         circuit = w.reach.relayed_addrs()
         assert circuit and "/p2p-circuit/p2p/" + w.peer_id in circuit[0]
         assert await b.reach.dial_relayed(w.peer_id, circuit)
@@ -159,7 +160,7 @@ async def test_relayed_connection_in_a_private_realm():
         # also hold a direct one, found through the DHT: all nodes here are reachable)
         from libp2p.peer.id import ID
 
-        from federation.reach import conn_is_relayed
+        from federation.conn import conn_is_relayed
 
         conns = b.host.get_network().connections.get(ID.from_base58(w.peer_id)) or []
         assert any(conn_is_relayed(c) for c in conns), conns

@@ -83,7 +83,11 @@ function notify(text) {
   setTimeout(() => box.remove(), 6000);
 }
 
+const shownBroadcasts = new Set(); // a second hello (the sysop token was entered) repeats the recent ones
 function showBroadcast(m) {
+  const key = `${m.at}|${m.message}`;
+  if (shownBroadcasts.has(key)) return;
+  shownBroadcasts.add(key);
   const box = el("div", { class: "broadcast", role: "alert", dataset: { from: m.from || "sysop" } },
     el("b", { text: "Sysop: " }), m.message, el("button", { type: "button", text: "×", "aria-label": "dismiss", onclick: () => box.remove() }));
   $("#broadcasts").append(box);

@@ -1,8 +1,10 @@
-// Sysop: users and bans, the queue with cancel, broadcast, prices, peer blocks, anchoring, stats.
+// Sysop: users and bans, the queue with cancel, broadcast, prices, peer blocks, anchoring, stats;
+// alerts, models and the live log are sysop-console.js.
 // Every call carries X-Sysop-Token; features the node lacks answer 501 and the message is shown.
 
 import { api, setSysopToken, sysopToken } from "./api.js";
 import { barChart } from "./charts.js";
+import { initSysopConsole } from "./sysop-console.js";
 import { $, el, clear, emptyRow, short } from "./util.js";
 
 export function initSysop(ctx) {
@@ -10,11 +12,11 @@ export function initSysop(ctx) {
   const say = (text, bad = false) => { msg.textContent = text; msg.style.color = bad ? "var(--danger)" : ""; };
   const tokenInput = $("#sysop-token");
   tokenInput.value = sysopToken();
-  tokenInput.addEventListener("change", () => { setSysopToken(tokenInput.value.trim()); refresh(); });
+  tokenInput.addEventListener("change", () => { setSysopToken(tokenInput.value.trim()); ctx.socket.hello(); refresh(); });
 
-  async function call(path, body) {
+  async function call(path, body, method = "POST") {
     try {
-      const r = await api(path, { method: "POST", body: body ?? {}, sysop: true });
+      const r = await api(path, { method, body: method === "DELETE" ? undefined : body ?? {}, sysop: true });
       return r;
     } catch (e) {
       say(e.status === 501 || e.status === 409 ? `not available: ${e.message}` : e.message, true);
@@ -68,11 +70,12 @@ export function initSysop(ctx) {
     }
     refreshPrices().catch(() => {});
     try {
-      await Promise.all([refreshUsers(), refreshQueue(), refreshStats()]);
+      await Promise.all([refreshUsers(), refreshQueue(), refreshStats(), consoleParts.refresh()]);
       say("");
     } catch (e) { say(e.message, true); }
   }
 
+  const consoleParts = initSysopConsole(ctx, { call, say });
   $("#sysop-refresh").addEventListener("click", refresh);
   $("#broadcast-send").addEventListener("click", async () => {
     const text = $("#broadcast-text").value.trim();

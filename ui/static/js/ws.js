@@ -1,7 +1,7 @@
 // The page's one WebSocket to the node: intents, events, broadcasts and the wake-word audio.
 // Reconnects with exponential back-off (and jitter, so many pages don't come back in lockstep).
 
-import { accessToken } from "./api.js";
+import { accessToken, sysopToken } from "./api.js";
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 
@@ -49,7 +49,7 @@ export class GridSocket extends EventTarget {
     this.ws = ws;
     ws.onopen = () => {
       this.attempt = 0;
-      this.send({ type: "hello", user: this.user });
+      this.hello();
       this.setState("open");
     };
     ws.onmessage = (e) => {
@@ -65,6 +65,12 @@ export class GridSocket extends EventTarget {
       const base = BACKOFF_MS[Math.min(this.attempt++, BACKOFF_MS.length - 1)];
       setTimeout(() => this.connect(), base * (0.75 + Math.random() / 2));
     };
+  }
+
+  // a page that knows the sysop token says so: the node then also sends it the watchdog's alerts
+  hello() {
+    const token = sysopToken();
+    this.send({ type: "hello", user: this.user, ...(token ? { sysop_token: token } : {}) });
   }
 
   setState(s) {
