@@ -16,7 +16,8 @@ from collections import Counter, OrderedDict
 from typing import Any
 
 from . import keys
-from .wire import canonical, unpack
+from .frames import canonical
+from .wire import unpack
 
 log = logging.getLogger(__name__)
 

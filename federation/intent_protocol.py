@@ -1,14 +1,19 @@
-"""`/mtor/intent/1`: request/response with streamed events over reusable libp2p streams.
+"""`/mtor/intent/2`: request/response with streamed events over reusable libp2p streams.
 
 Stream reuse: a new libp2p stream costs a multistream-select round trip (~3 ms in one process,
 ~6-7 ms across processes here), a reused one ~0.7 ms. So a stream carries many requests one
 after another: the client keeps up to `pool_size` idle streams per peer and takes one per
-request; after the receipt (or an error frame) the stream is clean and goes back to the pool.
+request; after the result (or an error frame) the stream is clean and goes back to the pool.
 A stream whose request was cut short (timeout, cancel, bad frame) is reset, never reused.
 Concurrent requests to one peer use separate streams (no head-of-line blocking).
 
 The server reads frames in a loop on each stream (idle timeout), runs one job at a time per
 stream, and cancels the job when the client sends `cancel` or the stream goes away.
+
+Frames are typed (federation/frames.py); the application still sees and sends plain dicts
+(`frames.to_dict` / `frames.from_dict`), checked like the wire. The job's one receipt is the
+ledger's, signed by the worker's application and carried in the result frame's `receipt` field;
+this module carries it and never signs or checks it (docs/protocol.md §5).
 """
 
 from __future__ import annotations
@@ -20,28 +25,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
-from . import keys
+from . import frames, keys
 from .conn import reset_stream
-from .wire import (
-    DEFAULT_MAX_FRAME,
-    EVENT_TYPES,
-    FrameError,
-    StreamClosed,
-    check_frame,
-    read_frame,
-    result_hash,
-    sign_receipt,
-    verify_receipt,
-    write_frame,
-)
+from .frames import EVENT_TYPES, FrameError
+from .wire import DEFAULT_MAX_FRAME, StreamClosed, read_frame, write_frame
 
 log = logging.getLogger(__name__)
 
-PROTOCOL = "/mtor/intent/1"
+PROTOCOL = "/mtor/intent/2"
 
 Send = Callable[[dict], Awaitable[None]]
 Handler = Callable[[str, dict, Send], Awaitable[None]]
@@ -58,7 +54,7 @@ ERROR_CODES: dict[str, bool] = {
     "timeout": True,
     "disconnected": True,
     "protocol": True,  # the peer sent a bad frame
-    "bad_receipt": True,
+    "bad_receipt": True,  # the broker refused the worker's ledger receipt (mtor_node/network.py)
     "cancelled": False,
     "no_candidates": False,
     "blocked": False,
@@ -101,7 +97,7 @@ class _JobAborted(Exception):
 
 class IntentServer:
     def __init__(self, signer: keys.Signer, limits: Limits | None = None) -> None:
-        self.signer = signer
+        self.signer = signer  # the node key: whose stream this is (receipts are the ledger's)
         self.limits = limits or Limits()
         self.handler: Handler | None = None
         # (peer, reason) for a frame that broke the protocol: Federation gives the peer a strike
@@ -133,7 +129,7 @@ class IntentServer:
         lim = self.limits
         write_lock = trio.Lock()
 
-        async def write(frame: dict) -> bytes:
+        async def write(frame: frames.Frame) -> bytes:
             async with write_lock:
                 return await write_frame(stream, frame, max_frame=lim.max_frame, timeout=lim.write_timeout)
 
@@ -148,12 +144,12 @@ class IntentServer:
                         self.stats["bad_frames"] += 1
                         log.info("intent: bad frame from %s: %s", peer, exc)
                         if exc.reason == "over_budget":  # too much in flight from this peer: not garbage
-                            await _try_write(write, {"type": "error", "id": job.get("id", ""), "code": "busy",
-                                                     "message": str(exc)[:200]})
+                            await _try_write(write, frames.Error(id=job.get("id", ""), code="busy",
+                                                                 message=str(exc)[:200]))
                             job["broken"] = True  # the frame's body is still coming: reset, do not reuse
                             break
                         if "scope" not in job:
-                            await _try_write(write, {"type": "error", "id": "", "code": "protocol", "message": exc.reason})
+                            await _try_write(write, frames.Error(id="", code="protocol", message=exc.reason))
                         if self.on_bad_frame is not None:
                             await self.on_bad_frame(peer, f"bad frame: {exc}"[:200])
                         break
@@ -161,24 +157,23 @@ class IntentServer:
                         break
                     except Exception:  # reset/closed connection
                         break
-                    ftype = frame["type"]
-                    if ftype == "ping":
-                        await write({"type": "pong", "id": frame["id"]})
-                    elif ftype == "cancel":
-                        if job.get("id") == frame["id"] and "scope" in job:
+                    if isinstance(frame, frames.Ping):
+                        await write(frames.Pong(id=frame.id))
+                    elif isinstance(frame, frames.Cancel):
+                        if job.get("id") == frame.id and "scope" in job:
                             job["scope"].cancel()
-                    elif ftype == "request":
+                    elif isinstance(frame, frames.Request):
                         if "scope" in job:
-                            await write({"type": "error", "id": frame["id"], "code": "protocol",
-                                         "message": "one request at a time per stream"})
+                            await write(frames.Error(id=frame.id, code="protocol",
+                                                     message="one request at a time per stream"))
                             break
                         job.clear()
-                        job["id"] = frame["id"]
+                        job["id"] = frame.id
                         job["scope"] = trio.CancelScope()
                         nursery.start_soon(self._run_job, peer, frame, write, job)
                     else:
-                        await _try_write(write, {"type": "error", "id": frame.get("id", ""), "code": "protocol",
-                                                 "message": f"unexpected frame {ftype}"})
+                        await _try_write(write, frames.Error(id=frame.id, code="protocol",
+                                                             message=f"unexpected frame {_tag(frame)}"))
                         break
                 # reader is done: the client went away or broke the protocol -> stop the job
                 if "scope" in job:
@@ -186,55 +181,50 @@ class IntentServer:
         finally:
             await reset_stream(stream) if job.get("broken") else await _close(stream)
 
-    async def _run_job(self, peer: str, req: dict, write: Callable[[dict], Awaitable[bytes]], job: dict) -> None:
+    async def _run_job(self, peer: str, req: frames.Request, write: Callable[[frames.Frame], Awaitable[bytes]],
+                       job: dict) -> None:
         self.stats["jobs"] += 1
-        rid = req["id"]
-        st = {"accepted": None, "done": False}
+        rid = req.id
+        st: dict[str, Any] = {"accepted": None, "done": False}
 
         async def send(event: dict) -> None:
             if st["done"]:
                 raise RuntimeError("job already finished")
-            ev = dict(event)
-            ev["id"] = rid
-            ev = check_frame(ev)  # the application must send well-formed frames too
-            t = ev["type"]
+            ev = frames.from_dict({**event, "id": rid})  # the application must send well-formed frames too
+            t = _tag(ev)
             if t not in ("accepted", "result", "error") and t not in EVENT_TYPES:
                 raise ValueError(f"handler cannot send {t!r}")
             if t == "accepted" and st["accepted"] is not None:
                 raise RuntimeError("already accepted")
             if st["accepted"] is None and t != "error":
-                price = ev["price"] if t == "accepted" else int(req.get("quote") or 0)
-                max_price = req.get("max_price")
-                if max_price is not None and price > max_price:
-                    await self._finish_error(write, st, rid, "price", f"price {price} > max_price {max_price}")
+                price = ev.price if isinstance(ev, frames.Accepted) else int(req.quote or 0)
+                if req.max_price is not None and price > req.max_price:
+                    await self._finish_error(write, st, rid, "price", f"price {price} > max_price {req.max_price}",
+                                             price)
                     raise _JobAborted()
                 st["accepted"] = price
-                await write({"type": "accepted", "id": rid, "price": price, **({"queue": ev["queue"]} if t == "accepted" and "queue" in ev else {})})
+                await write(frames.Accepted(id=rid, price=price,
+                                            queue=ev.queue if isinstance(ev, frames.Accepted) else None))
                 if t == "accepted":
                     return
-            if t == "error":
-                ev.setdefault("retryable", ERROR_CODES.get(ev["code"], True))
+            if isinstance(ev, frames.Error):
+                if ev.retryable is None:
+                    ev = msgspec.structs.replace(ev, retryable=ERROR_CODES.get(ev.code, True))
                 st["done"] = True
                 self.stats["errors"] += 1
                 await write(ev)
                 return
-            raw = await write(ev)
+            await write(ev)
             if t == "result":
                 st["done"] = True
                 self.stats["results"] += 1
-                receipt = {
-                    "id": rid, "requester": peer, "worker": self.signer.peer_id,
-                    "kind": req["kind"], "model": req["model"], "units": int(ev.get("units", 0)),
-                    "price": st["accepted"], "result_hash": result_hash(raw), "ts": int(time.time()),
-                }
-                await write(sign_receipt(receipt, self.signer.sign))
 
         try:
             with job["scope"]:
                 if self.handler is None:
                     await self._finish_error(write, st, rid, "unsupported", "this node serves no intents")
                 else:
-                    await self.handler(peer, req, send)
+                    await self.handler(peer, frames.to_dict(req), send)
                 if not st["done"]:
                     await self._finish_error(write, st, rid, "no_result", "handler returned without a result")
         except _JobAborted:
@@ -251,14 +241,19 @@ class IntentServer:
                 job["broken"] = True
             job.pop("scope", None)
 
-    async def _finish_error(self, write, st: dict, rid: str, code: str, message: str) -> None:
+    async def _finish_error(self, write, st: dict, rid: str, code: str, message: str,
+                            price: int | None = None) -> None:
         st["done"] = True
         self.stats["errors"] += 1
-        await _try_write(write, {"type": "error", "id": rid, "code": code, "message": message,
-                                 "retryable": ERROR_CODES.get(code, True)})
+        await _try_write(write, frames.Error(id=rid, code=code, message=message[:4096],
+                                             retryable=ERROR_CODES.get(code, True), price=price))
 
 
-async def _try_write(write, frame: dict) -> None:
+def _tag(frame: frames.Frame) -> str:
+    return frame.__struct_config__.tag  # type: ignore[return-value]
+
+
+async def _try_write(write, frame: frames.Frame) -> None:
     try:
         await write(frame)
     except Exception:
@@ -322,7 +317,7 @@ class IntentClient:
             for s, _ in streams:
                 await reset_stream(s)
 
-    async def _exchange_first(self, peer_id: str, frame: dict) -> tuple[Any, dict, bytes]:
+    async def _exchange_first(self, peer_id: str, frame: frames.Frame) -> tuple[Any, frames.Frame, bytes]:
         """Send the first frame, read the first answer; retry once on a fresh stream if a
         pooled one turns out to be dead before the peer answered anything."""
         lim = self.limits
@@ -359,66 +354,58 @@ class IntentClient:
         rid = new_request_id()
         t0 = time.perf_counter()
         with trio.move_on_after(timeout) as scope:
-            stream, first, _ = await self._exchange_first(peer_id, {"type": "ping", "id": rid})
-            if first["type"] != "pong" or first["id"] != rid:
+            stream, first, _ = await self._exchange_first(peer_id, frames.Ping(id=rid))
+            if not isinstance(first, frames.Pong) or first.id != rid:
                 await reset_stream(stream)
-                raise IntentFailed("protocol", f"expected pong, got {first['type']}")
+                raise IntentFailed("protocol", f"expected pong, got {_tag(first)}")
             if not self._give_back(peer_id, stream):
                 await _close(stream)
             return (time.perf_counter() - t0) * 1000
         raise IntentFailed("timeout", f"ping timed out after {timeout}s")
 
     async def request(self, peer_id: str, request: dict, on_event: OnEvent | None, timeout: float) -> dict:
-        req = dict(request)
-        req["type"] = "request"
-        req.setdefault("id", new_request_id())
+        """Run one request on `peer_id`; the result as a dict with `price` and `peer_id` added (and
+        `receipt`, the worker's signed ledger receipt bytes, when it sent one)."""
         try:
-            req = check_frame(req)
+            req = frames.from_dict({**request, "type": "request", "id": request.get("id") or new_request_id()})
         except FrameError as exc:
             raise IntentFailed("bad_request", str(exc)) from None
-        rid = req["id"]
+        assert isinstance(req, frames.Request)
+        rid = req.id
         lim = self.limits
         stream = None
         clean = False
         deadline = trio.current_time() + timeout
         try:
             with trio.move_on_at(deadline):
-                stream, frame, raw = await self._exchange_first(peer_id, req)
+                stream, frame, _ = await self._exchange_first(peer_id, req)
                 price = None
-                result = None
                 while True:
-                    if frame.get("id") != rid:
+                    if frame.id != rid:
                         raise IntentFailed("protocol", "frame for another request id")
-                    t = frame["type"]
-                    if t == "error":
+                    if isinstance(frame, frames.Error):
                         clean = True
-                        raise IntentFailed(frame["code"], frame["message"], frame.get("retryable"), frame.get("price"))
+                        raise IntentFailed(frame.code, frame.message, frame.retryable, frame.price)
                     if price is None:
-                        if t != "accepted":
-                            raise IntentFailed("protocol", f"expected accepted, got {t}")
-                        price = frame["price"]
-                        if req.get("max_price") is not None and price > req["max_price"]:
-                            raise IntentFailed("price", f"worker price {price} > max_price {req['max_price']}")
+                        if not isinstance(frame, frames.Accepted):
+                            raise IntentFailed("protocol", f"expected accepted, got {_tag(frame)}")
+                        price = frame.price
+                        if req.max_price is not None and price > req.max_price:
+                            raise IntentFailed("price", f"worker price {price} > max_price {req.max_price}")
                         if on_event is not None:
-                            await on_event(frame)
-                    elif result is not None:
-                        if t != "receipt":
-                            raise IntentFailed("protocol", f"expected receipt, got {t}")
-                        self._check_receipt(frame, peer_id, req, price, result[1])
+                            await on_event(frames.to_dict(frame))
+                    elif isinstance(frame, frames.Result):
                         clean = True
-                        out = dict(result[0])
-                        out["receipt"] = frame
+                        out = frames.to_dict(frame)
                         out["price"] = price
                         out["peer_id"] = peer_id
                         return out
-                    elif t in EVENT_TYPES:
+                    elif isinstance(frame, (frames.Chunk, frames.Progress)):
                         if on_event is not None:
-                            await on_event(frame)
-                    elif t == "result":
-                        result = (frame, raw)
+                            await on_event(frames.to_dict(frame))
                     else:
-                        raise IntentFailed("protocol", f"unexpected frame {t}")
-                    frame, raw = await read_frame(stream, max_frame=lim.max_frame, timeout=lim.frame_timeout)
+                        raise IntentFailed("protocol", f"unexpected frame {_tag(frame)}")
+                    frame, _ = await read_frame(stream, max_frame=lim.max_frame, timeout=lim.frame_timeout)
             raise IntentFailed("timeout", f"no result within {timeout}s")
         except FrameError as exc:
             raise IntentFailed("protocol", f"bad frame from worker: {exc}") from None
@@ -441,25 +428,6 @@ class IntentClient:
                 else:
                     with trio.CancelScope(shield=True):
                         await (_close(stream) if clean else reset_stream(stream))
-
-    def _check_receipt(self, rc: dict, peer_id: str, req: dict, price: int, raw_result: bytes) -> None:
-        problems = []
-        if rc["id"] != req["id"]:
-            problems.append("id")
-        if rc["worker"] != peer_id:
-            problems.append("worker")
-        if rc["requester"] != self.my_peer_id:
-            problems.append("requester")
-        if rc["kind"] != req["kind"] or rc["model"] != req["model"]:
-            problems.append("kind/model")
-        if rc["price"] != price:
-            problems.append("price")
-        if rc["result_hash"] != result_hash(raw_result):
-            problems.append("result_hash")
-        if not verify_receipt(rc, lambda data, sig: keys.verify(peer_id, data, sig)):
-            problems.append("signature")
-        if problems:
-            raise IntentFailed("bad_receipt", "receipt mismatch: " + ",".join(problems))
 
 
 def _is_net_error(exc: Exception) -> bool:

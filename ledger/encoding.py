@@ -4,6 +4,11 @@ Canonical rule (what gets hashed and signed): msgpack with the bin type for byte
 text, every map's keys sorted by their UTF-8 bytes, integers in their smallest msgpack form (what
 msgpack-python does), no floats, no ext types. Two honest encoders produce identical bytes, so a
 hash or a signature never depends on who serialised the object.
+
+The encoder is msgspec's with `order="sorted"`, the same rule federation signs capability
+announcements with (federation/frames.py `canonical`; the two packages do not import each other,
+tests/federation/test_frames.py checks they agree byte for byte, and that these are the bytes
+msgpack-python gives for sorted maps, so receipts and grants already on disk still verify).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+import msgspec
 
 from .errors import DecodeError
 
@@ -32,9 +38,12 @@ def sort_keys(obj: Any) -> Any:
     return obj
 
 
+_SORTED = msgspec.msgpack.Encoder(order="sorted")
+
+
 def canonical(obj: Any) -> bytes:
     """Canonical bytes of a msgpack-able object (dict keys sorted recursively)."""
-    return msgpack.packb(sort_keys(obj), use_bin_type=True)
+    return _SORTED.encode(obj)
 
 
 def _no_ext(code: int, data: bytes) -> Any:

@@ -1,7 +1,7 @@
 """The node's side of the federation: runs the libp2p layer, announces what the local worker
 serves, takes intents from peers into the local queue, and routes local intents to peers.
 
-Event mapping between the broker's events and `/mtor/intent/1` frames (docs/protocol.md):
+Event mapping between the broker's events and `/mtor/intent/2` frames (docs/protocol.md):
   chunk{text} / chunk{audio}  <->  chunk{data: str | bytes}
   progress{step, total}       <->  progress{done, total}
   queued{position}            <->  progress{position}
@@ -19,6 +19,7 @@ from typing import Awaitable, Callable
 import trio
 
 from federation import Federation, market
+from federation.frames import result_digest
 from federation.intent_protocol import IntentFailed
 from federation.kinds import KIND_NAMES, KINDS, default_prices
 from federation.messages import MessageFailed, Messenger
@@ -261,10 +262,11 @@ class Network:
                                        now=time.monotonic())
                     charge = self.prices.charge(intent.kind, units, surge, quoted=price, model=intent.model)
                     event = {**event, "cost": charge}
-                    if charge and ledger is not None:
+                    if charge and ledger is not None:  # the job's one receipt (docs/protocol.md §5)
+                        body = _to_frame(event) or {}  # what the broker receives: the receipt binds it
                         receipt = ledger.make_receipt(intent.id, requester, intent.kind, intent.model, units, charge,
-                                                      _result_digest(event))
-                        event["ledger_receipt"] = receipt.to_dict()
+                                                      result_digest(body.get("output"), body.get("units", 0)))
+                        event["ledger_receipt"] = receipt.to_bytes()
                 if event["type"] == "error" and self.node.stopping.is_set():
                     event = {**event, "code": "busy"}  # retryable: the broker fails over to another worker
                 frame = _to_frame(event)
@@ -447,10 +449,12 @@ class Network:
                     await emit({"type": "failover", "from": offer.peer_id, "code": e.code, "message": e.message})
                     continue
                 output = result.get("output") if isinstance(result.get("output"), dict) else {"output": result.get("output")}
-                receipt = output.pop("ledger_receipt", None)
+                receipt = result.get("receipt")  # the worker's signed ledger receipt: the job's one receipt
                 cost = 0
                 if receipt is not None and ledger is not None:
-                    cost = self._pay(intent, offer.peer_id, receipt, min(limit, accepted.get("price", limit)), output)
+                    delivered = result_digest(result.get("output"), result.get("units", 0))
+                    cost = self._pay(intent, offer.peer_id, receipt, min(limit, accepted.get("price", limit)), output,
+                                     delivered)
                 elif ledger is not None:
                     ledger.release(intent.id)
                 return {**output, "units": result.get("units", 0), "cost": cost}, offer.peer_id
@@ -480,16 +484,17 @@ class Network:
                                f"not enough balance: available {self.node.ledger.available()} micro-tokens, "
                                f"the price is {amount}") from None
 
-    def _pay(self, intent: Intent, peer_id: str, receipt: dict, quoted: int, output: dict) -> int:
+    def _pay(self, intent: Intent, peer_id: str, receipt: bytes, quoted: int, output: dict, delivered: bytes) -> int:
         """Check the worker's receipt and append our pay entry (durable); deliver it in the background.
 
         Paid only to the peer that did the work, at most the quote it accepted, for no more units
         than the result shows and no more than those units cost at that quote (kinds.py,
-        PriceTable.max_charge). A refused receipt costs the worker its health (misbehaviour)."""
+        PriceTable.max_charge), for the result delivered (its digest). A refused receipt costs the
+        worker its health (misbehaviour)."""
         job = intent.id
         try:
-            self._check_receipt(intent, peer_id, receipt, quoted, output)
-            pay = self.node.ledger.pay(receipt)
+            r = self._check_receipt(intent, peer_id, receipt, quoted, output, delivered)
+            pay = self.node.ledger.pay(r)
         except Exception as e:
             self.node.ledger.release(job)
             self.fed.peers.record_misbehaviour(peer_id, f"receipt refused: {e}"[:200])
@@ -500,14 +505,17 @@ class Network:
         self._nursery.start_soon(self._deliver_pay, peer_id, job, pay.to_dict())
         return pay.body["amount"]
 
-    def _check_receipt(self, intent: Intent, peer_id: str, receipt: dict, quoted: int, output: dict) -> None:
+    def _check_receipt(self, intent: Intent, peer_id: str, receipt: bytes, quoted: int, output: dict,
+                       delivered: bytes) -> "Receipt":  # noqa: F821 (ledger is imported lazily)
         from ledger import PaymentError, Receipt
 
-        r = Receipt.from_dict(receipt)
+        r = Receipt.from_bytes(receipt)  # strict decode; ledger.pay checks the signature
         if r.worker != pubkey_from_peer_id(peer_id):
             raise PaymentError(f"the receipt is signed by {peer_id_from_pubkey(r.worker)}, not by {peer_id}, who did the work")
         if r.job != intent.id or r.kind != intent.kind:
             raise PaymentError(f"the receipt is for job {r.job!r} ({r.kind}), not {intent.id!r} ({intent.kind})")
+        if r.result != delivered:
+            raise PaymentError("the receipt's result hash is not that of the result delivered")
         if r.price > quoted:
             raise PaymentError(f"receipt price {r.price} is above the accepted quote {quoted}")
         inputs = _inputs(intent)
@@ -520,6 +528,7 @@ class Network:
         bound = table.max_charge(intent.kind, quoted, r.units, kind.estimate(intent.params, inputs), r.model or None)
         if r.price > bound:
             raise PaymentError(f"receipt price {r.price} for {r.units} {kind.unit} is above what they cost at the accepted quote ({bound})")
+        return r
 
     async def _deliver_pay(self, peer_id: str, job: str, entry: dict) -> None:
         """Send a pay entry until the worker acknowledges it; unacknowledged ones are re-sent
@@ -559,15 +568,6 @@ def _inputs(intent: Intent) -> dict:
                               ("image", intent.image), ("audio", intent.audio), ("texts", intent.texts)) if v is not None}
 
 
-def _result_digest(event: dict) -> bytes:
-    import hashlib
-
-    from federation.wire import canonical
-
-    body = {k: v for k, v in event.items() if k not in ("type", "id", "peer", "duration_ms", "ledger_receipt")}
-    return hashlib.sha256(canonical(body)).digest()
-
-
 def _to_frame(event: dict) -> dict | None:
     t = event["type"]
     if t == "chunk":
@@ -577,8 +577,12 @@ def _to_frame(event: dict) -> dict | None:
     if t == "queued":
         return {"type": "progress", "done": 0, "position": event.get("position") or 0}
     if t == "result":
-        output = {k: v for k, v in event.items() if k not in ("type", "id", "units", "peer", "duration_ms")}
-        return {"type": "result", "output": output, "units": int(event.get("units", 0) or 0)}
+        output = {k: v for k, v in event.items() if k not in ("type", "id", "units", "peer", "duration_ms",
+                                                              "ledger_receipt")}
+        frame = {"type": "result", "output": output, "units": int(event.get("units", 0) or 0)}
+        if "ledger_receipt" in event:
+            frame["receipt"] = event["ledger_receipt"]  # a typed field of the result frame (federation/frames.py)
+        return frame
     if t == "error":
         return {"type": "error", "code": event["code"], "message": event["message"]}
     return None  # started: local bookkeeping only

@@ -116,6 +116,24 @@ async def test_a_receipt_for_more_than_the_result_is_refused_and_costs_health(tm
         assert st.health == 0  # misbehaviour: out of rotation
 
 
+async def test_a_receipt_for_another_result_is_refused(tmp_path):
+    """The one receipt binds the result delivered (its `result` hash, docs/protocol.md §5)."""
+    async with AsyncExitStack() as stack:
+        broker, (worker,) = await start(stack, tmp_path)
+        honest = worker.ledger.make_receipt
+
+        def other_result(job, requester, kind, model, units, price, digest):
+            return honest(job, requester, kind, model, units, price, bytes(32))
+
+        worker.ledger.make_receipt = other_result
+        intent = Intent(kind="chat", messages=[{"role": "user", "content": "hi"}], user="bob", params={"max_tokens": 50})
+        intent.validate()
+        final = await run(broker, intent)
+        assert final["type"] == "error" and final["code"] == "bad_receipt", final
+        assert "result hash" in final["message"]
+        assert broker.ledger.balance() == GRANT and broker.ledger.available() == GRANT
+
+
 async def test_a_price_that_moved_above_the_quote_fails_over_and_is_never_paid(tmp_path):
     async with AsyncExitStack() as stack:
         broker, workers = await start(stack, tmp_path, n_workers=2, prices={"chat": 1000})

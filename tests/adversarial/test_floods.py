@@ -1,6 +1,6 @@
 """Issue 12 finding 5: per-peer limits on streams and bytes in flight. A node in its own process
 (tests/federation/echo_node.py: a Federation with an echo worker) gets 80 streams on
-/mtor/intent/1, each sending most of a 16 MiB frame, from one hostile peer, and slow streams
+/mtor/intent/2, each sending most of a 16 MiB frame, from one hostile peer, and slow streams
 that announce a big frame and then trickle; its peak RSS (VmHWM) must stay bounded and it must
 still serve a request afterwards. Before the budget the same flood took RSS 331 MB -> 1.89 GB."""
 
@@ -57,7 +57,7 @@ async def flood_stream(host, pid, total: int, chunk: int = 1 << 20) -> int:
     sent = 0
     with trio.move_on_after(30):
         try:
-            stream = await host.new_stream(pid, [TProtocol("/mtor/intent/1")])
+            stream = await host.new_stream(pid, [TProtocol("/mtor/intent/2")])
             await stream.write(struct.pack(">I", 16 * 1024 * 1024 - 16))
             block = os.urandom(chunk)
             while sent < total:
@@ -149,7 +149,7 @@ async def test_slow_streams_cannot_sit_on_the_budget(network, monkeypatch):
             streams = []
             for _ in range(5):  # 5 x 10 MiB announced: the 5th is over the 40 MiB per-peer budget
                 try:
-                    s = await h.new_stream(node.host.get_id(), [TProtocol("/mtor/intent/1")])
+                    s = await h.new_stream(node.host.get_id(), [TProtocol("/mtor/intent/2")])
                     await s.write(struct.pack(">I", 10 * 1024 * 1024) + b"x")
                     streams.append(s)
                 except Exception:

@@ -32,7 +32,7 @@ async def test_garbage_on_every_protocol_leaves_the_node_serving(network):
         await wait_until(lambda: client.candidates("chat", "echo") == [node.peer_id], timeout=15)
         protocols = sorted(node.host.get_mux().handlers)
         assert {"/meshsub/1.1.0", "/meshsub/1.0.0", "/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", "/ipfs/kad/1.0.0",
-                "/mtor/intent/1"} <= set(protocols)
+                "/mtor/intent/2"} <= set(protocols)
         addr = node.listen_addrs[0]
         opened = 0
         for proto in protocols:
@@ -97,7 +97,7 @@ async def test_garbage_intent_frames_count_as_offences(network):
         async with hostile_host() as h:
             await connect(h, addr)
             for _ in range(node.guard.strikes):
-                await send_on(h, addr, "/mtor/intent/1", b"\x00\x00\x00\x08" + os.urandom(8))
+                await send_on(h, addr, "/mtor/intent/2", b"\x00\x00\x00\x08" + os.urandom(8))
             await wait_until(lambda: node.guard.is_banned(h.get_id().to_base58()), timeout=10)
         assert node.server.stats["bad_frames"] >= node.guard.strikes
         await wait_until(lambda: node.peer_id in client.candidates("chat", "echo"), timeout=15)

@@ -20,7 +20,7 @@ from tests.test_cli import RunningNode, cli
 
 RSS_GROWTH_MIB = 250  # bound on the node's peak RSS growth over the whole suite
 KNOWN = ["/meshsub/1.1.0", "/meshsub/1.0.0", "/ipfs/id/1.0.0", "/ipfs/id/push/1.0.0", "/ipfs/ping/1.0.0",
-         "/ipfs/kad/1.0.0", "/libp2p/circuit/relay/0.2.0/stop", "/mtor/intent/1", "/mtor/msg/1", "/mtor/pex/1",
+         "/ipfs/kad/1.0.0", "/libp2p/circuit/relay/0.2.0/stop", "/mtor/intent/2", "/mtor/msg/1", "/mtor/pex/1",
          public_realm().dht_protocol]
 
 
@@ -100,7 +100,7 @@ async def test_hostile_peers_against_a_node_process(node):
         async def one():
             with trio.move_on_after(20):
                 try:
-                    s = await h.new_stream(target, [TProtocol("/mtor/intent/1")])
+                    s = await h.new_stream(target, [TProtocol("/mtor/intent/2")])
                     await s.write(struct.pack(">I", 16 * 1024 * 1024 - 16))
                     block = os.urandom(1 << 20)
                     for _ in range(4):

@@ -3,9 +3,9 @@ tests.chaos.rogue MODE ...`). Built on federation's own Federation/Messenger and
 classes: what a misbehaving but protocol-literate peer can do.
 
   worker CONTROL_FILE SEED_HEX HOST PORT SECRET PEER...
-      Announces chat/echo-chat and serves /mtor/intent/1 according to CONTROL_FILE, a JSON file
+      Announces chat/echo-chat and serves /mtor/intent/2 according to CONTROL_FILE, a JSON file
       {"mode": "garbage"|"refuse"|"good", "price": N} re-read every 0.5 s:
-        garbage  every stream on /mtor/intent/1 gets random junk bytes (pings too)
+        garbage  every stream on /mtor/intent/2 gets random junk bytes (pings too)
         refuse   every request is answered `worker_error` (it announces, then refuses work)
         good     a well-behaved echo worker (no receipt: its work is free)
       Prints one JSON line {"peer_id", "addrs"} once listening; runs until stdin closes.
@@ -128,7 +128,7 @@ async def run_equivocator(out: str, seed: bytes, host: str, port: int, secret: s
             led.release(jid)
             report["steps"].append({"job": label, "served": False, "code": e.code, "message": e.message})
             return None
-        receipt = (res.get("output") or {}).get("ledger_receipt")
+        receipt = res.get("receipt")
         report["steps"].append({"job": label, "served": True, "receipt": receipt is not None})
         if receipt is None:
             led.release(jid)

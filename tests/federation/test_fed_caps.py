@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from federation import keys
 from federation.caps import CAPS_DOMAIN, CapsValidator, check_capabilities, sign_announcement
-from federation.wire import canonical
+from federation.frames import canonical
 
 from fed_helpers import ECHO_CAPS
 

@@ -51,7 +51,7 @@ async def test_intents_across_processes():
                     res = await broker.request_intent(
                         peer, {"kind": "chat", "model": "echo", "inputs": {"text": f"hi there {i}"},
                                "params": {"stream": True}}, on_event, 8)
-                assert res["output"]["text"] == f"hi there {i}" and res["receipt"]["worker"] == peer
+                assert res["output"]["text"] == f"hi there {i}" and res["peer_id"] == peer
                 assert [e["data"] for e in events if e["type"] == "chunk"] == ["hi", "there", str(i)]
                 pids.add(res["output"]["pid"])
             assert len(pids) == 2 and os.getpid() not in pids

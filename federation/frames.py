@@ -1,0 +1,185 @@
+"""Typed frames of `/mtor/intent/2` (docs/protocol.md §5), decoded with bounds by msgspec.
+
+Every frame is a msgpack map with a `type` tag. Decoding is strict: each known field is
+type-checked and range-checked, unknown fields are dropped (forward compatibility), an unknown
+`type` is refused. Every failure is a `FrameError` with a short `reason` (undecodable,
+not_a_map, no_type, unknown_type, missing_field, bad_field), never any other exception.
+
+The job's one receipt is the ledger's signed receipt (ledger/receipts.py), carried in the
+result frame's `receipt` field as its canonical bytes; the intent protocol only carries it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any, Union
+
+import msgspec
+from msgspec import Meta, Struct
+
+DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+MAX_PRICE = 10**15  # micro-tokens: the token's whole supply (ledger/encoding.py MAX_AMOUNT)
+MAX_RECEIPT = 2048  # bytes of a canonical ledger receipt (ledger/receipts.py MAX_RECEIPT_BYTES)
+
+Id = Annotated[str, Meta(max_length=128)]
+Kind = Annotated[str, Meta(max_length=64)]
+Name = Annotated[str, Meta(max_length=256)]
+Text = Annotated[str, Meta(max_length=4096)]
+Price = Annotated[int, Meta(ge=0, le=MAX_PRICE)]
+Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+Amount = Union[Annotated[int, Meta(ge=0, le=10**15)], Annotated[float, Meta(ge=0, le=1e15)]]
+
+
+class FrameError(Exception):
+    """A frame that cannot be accepted: oversized, truncated, undecodable or ill-typed."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+class _Frame(Struct, tag_field="type", omit_defaults=True, frozen=True):
+    id: Id
+
+
+class Request(_Frame, tag="request", frozen=True):
+    kind: Kind
+    model: Name
+    params: dict[str, Any] = {}
+    inputs: dict[str, Any] = {}
+    max_price: Price | None = None
+    quote: Price | None = None
+
+
+class Cancel(_Frame, tag="cancel", frozen=True):
+    pass
+
+
+class Ping(_Frame, tag="ping", frozen=True):
+    pass
+
+
+class Pong(_Frame, tag="pong", frozen=True):
+    pass
+
+
+class Accepted(_Frame, tag="accepted", frozen=True):
+    price: Price
+    queue: Count | None = None
+
+
+class Chunk(_Frame, tag="chunk", frozen=True):
+    data: Any  # text (str) or audio (bytes): msgspec unions allow one str-like type, so checked below
+    index: Count | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, (str, bytes)):
+            raise ValueError("Expected `str | bytes` - at `$.data`")
+
+
+class Progress(_Frame, tag="progress", frozen=True):
+    done: Amount = 0
+    total: Amount | None = None
+    message: Text | None = None
+    position: Count | None = None
+
+
+class Result(_Frame, tag="result", frozen=True):
+    output: Any = None
+    units: Annotated[int, Meta(ge=0, le=MAX_PRICE)] = 0
+    meta: dict[str, Any] = {}
+    receipt: Annotated[bytes, Meta(max_length=MAX_RECEIPT)] | None = None  # the ledger's signed receipt
+
+
+class Error(_Frame, tag="error", frozen=True):
+    code: Kind
+    message: Text
+    retryable: bool | None = None
+    price: Price | None = None  # code "price": the worker's current price, typed (never parsed from text)
+
+
+Frame = Union[Request, Cancel, Ping, Pong, Accepted, Chunk, Progress, Result, Error]
+TYPES: dict[str, type] = {t.__struct_config__.tag: t for t in Frame.__args__}  # type: ignore[attr-defined]
+EVENT_TYPES = frozenset({"chunk", "progress"})
+
+_decoder = msgspec.msgpack.Decoder(Frame)
+_encoder = msgspec.msgpack.Encoder()
+_sorted = msgspec.msgpack.Encoder(order="sorted")
+
+
+def _reason(msg: str) -> str:
+    if "missing required field `type`" in msg:
+        return "no_type"
+    if msg.endswith("at `$.type`"):
+        return "unknown_type" if msg.startswith("Invalid value") else "no_type"
+    if "missing required field" in msg:
+        return "missing_field"
+    if msg.startswith("Expected `object`") and " - at " not in msg:
+        return "not_a_map"
+    return "bad_field"
+
+
+def decode(data: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> Frame:
+    """One frame's msgpack body -> its typed frame; FrameError for anything else."""
+    if len(data) > max_frame:
+        raise FrameError("oversized", f"{len(data)} > {max_frame}")
+    try:
+        return _decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        msg = str(exc)
+        return _raise(_reason(msg), msg[:200])
+    except Exception as exc:  # msgspec.DecodeError, RecursionError: all mean "undecodable"
+        return _raise("undecodable", f"{type(exc).__name__}: {exc}"[:200])
+
+
+def _raise(reason: str, detail: str) -> Any:
+    raise FrameError(reason, detail)
+
+
+def encode(frame: Frame) -> bytes:
+    try:
+        return _encoder.encode(frame)
+    except Exception as exc:  # an output value msgpack cannot carry
+        raise FrameError("unencodable", f"{type(exc).__name__}: {exc}"[:200]) from None
+
+
+def from_dict(obj: Any) -> Frame:
+    """Build a typed frame from the application's dict, with the same checks as the wire."""
+    if not isinstance(obj, dict):
+        raise FrameError("not_a_map")
+    ftype = obj.get("type")
+    if not isinstance(ftype, str):
+        raise FrameError("no_type")
+    if ftype not in TYPES:
+        raise FrameError("unknown_type", ftype[:64])
+    return decode(encode_any(obj))
+
+
+def encode_any(obj: Any) -> bytes:
+    try:
+        return _encoder.encode(obj)
+    except Exception as exc:
+        raise FrameError("unencodable", f"{type(exc).__name__}: {exc}"[:200]) from None
+
+
+def to_dict(frame: Frame) -> dict[str, Any]:
+    """The application's view of a frame: a dict with its `type` and the fields that are set."""
+    out: dict[str, Any] = {"type": frame.__struct_config__.tag}
+    for name in frame.__struct_fields__:
+        value = getattr(frame, name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def canonical(obj: Any) -> bytes:
+    """Deterministic msgpack: map keys sorted by their UTF-8 bytes, bin for bytes, smallest ints.
+    Byte-for-byte the ledger's rule (ledger/encoding.py canonical; tests/federation/test_frames.py
+    checks they agree)."""
+    return _sorted.encode(obj)
+
+
+def result_digest(output: Any, units: int) -> bytes:
+    """What the receipt's `result` hash binds: SHA-256 of canonical {output, units} of the result
+    frame, computed by the worker before sending and by the broker on what it received."""
+    return hashlib.sha256(canonical({"output": output, "units": units})).digest()
