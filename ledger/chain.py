@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from .entry import ANCHOR, GENESIS, ZERO_HASH, Entry, balance_delta, counterparty
 from .errors import ChainError, ReplayError
@@ -64,6 +64,19 @@ CREATE TABLE IF NOT EXISTS ledger_grants(
     authority BLOB NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY(authority, id)) WITHOUT ROWID;
 """
+
+
+class EntrySummary(NamedTuple):
+    """One stored entry's indexed columns (the `ledger_entries` row without its bytes)."""
+
+    seq: int
+    kind: str
+    time: int
+    delta: int
+    amount: int
+    peer: bytes | None
+    dir: str | None
+    job: str | None
 
 
 def now_ms() -> int:
@@ -236,6 +249,15 @@ class ChainStore:
 
     def authors(self) -> list[bytes]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT author FROM ledger_entries")]
+
+    def recent(self, author: bytes | None = None, limit: int = 20) -> list[EntrySummary]:
+        """The newest `limit` entries of `author` (default: us), newest first, as their indexed
+        columns (no decoding): what a wallet view lists. Read under the store's lock."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT seq, kind, time, delta, amount, peer, dir, job FROM ledger_entries WHERE author=? "
+                "ORDER BY seq DESC LIMIT ?", (author or self.me, limit)).fetchall()
+        return [EntrySummary(*r) for r in rows]
 
     def find_job(self, author: bytes, kind: str, job: str) -> Entry | None:
         row = self.db.execute("SELECT raw FROM ledger_entries WHERE author=? AND kind=? AND job=?",

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import payment
 from .accounts import DEFAULT_HOLD_TTL_S, Accounts
-from .chain import ChainStore, pending_range
+from .chain import ChainStore, EntrySummary, pending_range
 from .entry import DEPOSIT, GRANT, Entry
 from .errors import BadSignature, EquivocationError, PaymentError, ReplayError
 from .fraud import BanList, FraudProof, check_foreign
@@ -61,6 +61,10 @@ class Ledger:
     def entries(self, author: bytes | str | None = None, first: int = 0, last: int | None = None):
         return self.store.entries(to_pubkey(author) if author else None, first, last)
 
+    def recent_entries(self, limit: int = 20) -> list[EntrySummary]:
+        """Our newest `limit` entries, newest first, without decoding them (docs/ledger.md)."""
+        return self.store.recent(None, limit)
+
     # --- balances and holds ---
     def balance(self) -> int:
         return self.accounts.balance()
@@ -74,6 +78,10 @@ class Ledger:
 
     def release(self, job: str) -> bool:
         return self.accounts.release(job)
+
+    def holds(self) -> dict[str, int]:
+        """Open holds: job -> micro-tokens reserved for it."""
+        return self.accounts.holds()
 
     def owed(self) -> dict[bytes, int]:
         return self.accounts.owed()

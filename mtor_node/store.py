@@ -76,11 +76,16 @@ def migrate(conn: sqlite3.Connection, component: str, migrations: list[str]) -> 
     return len(migrations)
 
 
+# The sysop's records ("most users at once"): its own component, so the node's schema version is untouched.
+PEAKS = ["CREATE TABLE sysop_peaks (key TEXT PRIMARY KEY, value INTEGER NOT NULL, at REAL NOT NULL)"]
+
+
 class Store:
     def __init__(self, path: Path):
         self.path = path
         self.conn = connect(path)
         migrate(self.conn, COMPONENT, MIGRATIONS)
+        self._peaks_ready = False
 
     def close(self) -> None:
         # A checkpoint folds the WAL into the main file so a copied mtor.db is complete.
@@ -132,6 +137,36 @@ class Store:
 
     def delivered_pays(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT job FROM pay_delivered")}
+
+    def kind_totals(self) -> list[tuple[str, int, int, float | None, int]]:
+        """Per kind, lifetime: (kind, queries, done, average ms of the done ones or None, cost)."""
+        return [(kind, total, ok or 0, avg_ms, cost or 0) for kind, total, ok, avg_ms, cost in self.conn.execute(
+            "SELECT kind, COUNT(*), SUM(status='done'), AVG(CASE WHEN status='done' THEN duration_ms END), SUM(cost) "
+            "FROM queries GROUP BY kind ORDER BY kind")]
+
+    def user_counts(self) -> tuple[int, int]:
+        """(users ever seen, users who sent at least one query)."""
+        ever = self.conn.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+        asked = self.conn.execute("SELECT COUNT(DISTINCT user) FROM queries").fetchone()[0]
+        return ever, asked
+
+    # peaks: the highest value a gauge reached, and when
+    def note_peak(self, key: str, value: int) -> None:
+        self._migrate_peaks()
+        self.conn.execute("INSERT INTO sysop_peaks VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                          "value=excluded.value, at=excluded.at WHERE excluded.value > sysop_peaks.value",
+                          (key, value, time.time()))
+
+    def peak(self, key: str) -> tuple[int, float] | None:
+        """(value, when) of the highest value noted for `key`, or None."""
+        self._migrate_peaks()
+        row = self.conn.execute("SELECT value, at FROM sysop_peaks WHERE key=?", (key,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def _migrate_peaks(self) -> None:
+        if not self._peaks_ready:
+            migrate(self.conn, "sysop_peaks", PEAKS)
+            self._peaks_ready = True
 
     def stats(self) -> dict:
         rows = self.conn.execute("SELECT kind, status, COUNT(*), SUM(duration_ms), SUM(cost) FROM queries GROUP BY kind, status")

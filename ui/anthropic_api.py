@@ -19,7 +19,7 @@ from quart import Blueprint, jsonify
 
 from mtor_node.intents import IntentError
 
-from .api import node
+from .api import service
 from .compat import engine_sampling, finish_of, model_name, submit_all, usage_of, with_defaults
 from .intake import follow, http_status, read_object, run_to_end, ui_state
 
@@ -119,13 +119,13 @@ def _intent(body: dict) -> tuple[dict, str]:
     if image is not None:
         prompt = next((m["content"] for m in reversed(plain) if m["role"] == "user"), "")
         return {**d, "kind": "vision", "image": image, "prompt": prompt or None,
-                "params": with_defaults(node(), "vision", model, params)}, shown
-    return {**d, "kind": "chat", "messages": plain, "params": with_defaults(node(), "chat", model, params)}, shown
+                "params": with_defaults(service(), "vision", model, params)}, shown
+    return {**d, "kind": "chat", "messages": plain, "params": with_defaults(service(), "chat", model, params)}, shown
 
 
 def _engine(body: dict) -> dict:
     model = body.get("model")
-    return engine_sampling(node(), "chat", model_name(model)) if isinstance(model, str) and model else {}
+    return engine_sampling(service(), "chat", model_name(model)) if isinstance(model, str) and model else {}
 
 
 def _sse(event: str, data: dict) -> bytes:

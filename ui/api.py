@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from contextlib import aclosing
 
 import trio
 from quart import Blueprint, current_app, jsonify, request
 
 from mtor_node.intents import KINDS, Intent, IntentError
+from mtor_node.service import NodeService, ServiceError
 
 from .encoding import intent_from_json, jsonable
 from .intake import BadJson, follow, read_json, http_status, submit, ui_state
@@ -21,19 +21,21 @@ NICKNAME = re.compile(r"^[^\x00-\x1f\x7f<>]{1,32}$")  # printable, no angle brac
 USER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 
 
-def node():
-    return current_app.extensions["mtor_node"]
+def service() -> NodeService:
+    """The node as the UI sees it: the facade of mtor_node/service.py (docs/architecture.md)."""
+    return current_app.extensions["mtor_service"]
 
 
 def error(code: str, message: str, status: int = 400):
     return jsonify({"error": {"code": code, "message": message}}), status
 
 
+def refused(e: ServiceError):
+    return error(e.code, e.message, e.status)
+
+
 def is_sysop() -> bool:
-    supplied = request.headers.get("X-Sysop-Token", "")
-    token = node().sysop_token
-    # an empty token never matches (the node refuses to start with one; this is the second lock)
-    return bool(token) and secrets.compare_digest(supplied.encode(errors="replace"), token.encode())
+    return service().is_sysop_token(request.headers.get("X-Sysop-Token", ""))
 
 
 def require_sysop():
@@ -63,7 +65,7 @@ async def json_body(required: bool = True):
 
 @api.get("/status")
 async def status():
-    return jsonify(node().status())
+    return jsonify(service().status())
 
 
 # What others have waiting shows only as its kind and place in line: ids (which cancel) and user
@@ -73,7 +75,7 @@ PUBLIC_QUEUE_FIELDS = ("kind", "state", "position", "age_s")
 
 @api.get("/queue")
 async def queue():
-    entries = node().broker.queue_snapshot()
+    entries = service().broker.queue_snapshot()
     if is_sysop():
         return jsonify({"queue": entries})
     user = asking_user()
@@ -94,7 +96,7 @@ async def history():
         return error("bad_request", "name the user whose history to show (?user=); all users' history needs the sysop token")
     if user is not None and not USER_ID.match(user):
         return error("bad_request", "user must be 1–64 letters, digits or _.:@-")
-    return jsonify({"history": node().store.history(user, limit)})
+    return jsonify({"history": service().history(user, limit)})
 
 
 async def submit_from_request():
@@ -133,10 +135,11 @@ async def create_intent():
 @api.post("/intents/<intent_id>/cancel")
 async def cancel_intent(intent_id: str):
     # Users cancel their own intents (?user=, the same user they were sent as); the sysop any.
-    ticket = node().broker.tickets.get(intent_id)
+    broker = service().broker
+    ticket = broker.tickets.get(intent_id)
     if ticket is not None and not is_sysop() and ticket.intent.user != asking_user():
         ticket = None  # someone else's: as if it did not exist, so ids cannot be probed
-    if ticket is None or not node().broker.cancel(intent_id, "cancelled by the user"):
+    if ticket is None or not broker.cancel(intent_id, "cancelled by the user"):
         return error("not_found", f"no queued or running intent {intent_id} of yours", 404)
     return jsonify({"cancelled": intent_id})
 
@@ -152,18 +155,18 @@ async def set_nickname():
         return error("bad_request", "user must be 1–64 letters, digits or _.:@-")
     if not isinstance(nick, str) or not NICKNAME.match(nick.strip()):
         return error("bad_request", "nickname must be 1–32 printable characters without < or >")
-    if node().store.is_banned(user):
+    if service().is_banned(user):
         return error("banned", f"user {user!r} is banned on this node", 403)
-    node().store.set_nickname(user, nick.strip())
+    service().set_nickname(user, nick.strip())
     return jsonify({"user": user, "nickname": nick.strip()})
 
 
 @api.get("/stats")
 async def stats():
-    n, state = node(), ui_state()
+    svc, state = service(), ui_state()
     return jsonify({
-        **n.store.stats(),
-        "broker": dict(n.broker.counters) if n.broker else {},
+        **svc.query_stats(),
+        "broker": svc.broker_counters(),
         "outcomes": [{"kind": k, "outcome": o, "count": c} for (k, o), c in sorted(state.metrics.outcomes.items())],
         "connections": len(state.connections),
     })
@@ -175,14 +178,12 @@ async def quote():
     kind, model = request.args.get("kind", "chat"), request.args.get("model") or None
     if kind not in KINDS:
         return error("bad_kind", f"kind {kind[:20]!r} is not one of {', '.join(KINDS)}")
-    n = node()
-    network = getattr(n, "network", None)
-    if network is None:
+    svc = service()
+    if not svc.has_network:
         return jsonify({"kind": kind, "price": 0, "unit": "micro-tokens", "free": True, "ok": True, "message": ""})
     try:
         intent = Intent.from_dict({"kind": kind, "model": model, **SAMPLE_INPUTS[kind]})
-        local = n.models.resolve(kind, model) if n.models else None
-        q = network.quote(intent, local)
+        q = svc.quote(intent)
     except IntentError as e:
         return error(e.code, e.message)
     price = q.get("price") if isinstance(q.get("price"), int) else None
@@ -206,5 +207,5 @@ async def shutdown():
     denied = require_sysop()
     if denied:
         return denied
-    trio.lowlevel.spawn_system_task(node().stop)
+    trio.lowlevel.spawn_system_task(service().stop)
     return jsonify({"stopping": True})

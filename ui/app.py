@@ -9,6 +9,8 @@ import secrets
 from quart import jsonify, request, websocket
 from quart_trio import QuartTrio
 
+from mtor_node.service import NodeParts, NodeService
+
 from .anthropic_api import anthropic_bp
 from .api import api
 from .http_guard import MAX_BODY, HostAllowlist, HttpGuard
@@ -50,14 +52,16 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-act
 RETRY_AFTER_S = "2"  # a full queue or a stopping node: when a client may try again
 
 
-def create_app(node) -> QuartTrio:
+def create_app(node: NodeParts) -> QuartTrio:
     app = QuartTrio(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY  # the largest intent input plus base64 overhead
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_BODY
     app.config["JSON_SORT_KEYS"] = False
     app.config["RESPONSE_TIMEOUT"] = None  # Quart cuts any response at 60 s: a long chat stream is legitimate (intent timeouts bound it)
-    app.extensions["mtor_node"] = node
-    app.extensions["mtor_ui"] = UiState(node)
+    # Routes reach the node only through its facade (mtor_node/service.py, docs/architecture.md).
+    svc = NodeService(node)
+    app.extensions["mtor_service"] = svc
+    app.extensions["mtor_ui"] = UiState(svc)
     for bp in (api, apps_api, models_api, sysop_console, realm_api, ledger_api, sysop, openai_bp, ollama_bp, anthropic_bp, meta, ws_bp, pages):
         app.register_blueprint(bp)
 
@@ -65,11 +69,11 @@ def create_app(node) -> QuartTrio:
         return jsonify({"error": {"code": code, "message": message}}), status
 
     # Before Quart sees anything: the Host allowlist (DNS rebinding), body limits and deadlines.
-    allow = HostAllowlist.from_config(node.config)
-    app.asgi_app = HttpGuard(app.asgi_app, allow, body_timeout_s=node.config["http.body_timeout_s"])
+    allow = HostAllowlist.from_config(svc.config)
+    app.asgi_app = HttpGuard(app.asgi_app, allow, body_timeout_s=svc.config["http.body_timeout_s"])
 
-    access_token = node.config["http.access_token"]
-    if not is_loopback(node.config["http.host"]):
+    access_token = svc.config["http.access_token"]
+    if not is_loopback(svc.config["http.host"]):
         if not access_token:
             raise ValueError("http.access_token must be set when http.host is not a loopback address")
 

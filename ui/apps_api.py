@@ -14,7 +14,7 @@ from quart import Blueprint, jsonify, request
 from mtor_node.apps import AppError, describe, find
 from mtor_node.intents import IntentError
 
-from .api import error, json_body, node, require_sysop
+from .api import error, json_body, require_sysop, service
 
 log = logging.getLogger("mtor.ui.apps")
 
@@ -33,12 +33,12 @@ def is_loopback(addr: str) -> bool:
 
 @apps_api.get("/apps")
 async def list_apps():
-    return jsonify({"apps": describe(node().config.values)})
+    return jsonify({"apps": describe(service().config.values)})
 
 
 @apps_api.post("/apps/<name>")
 async def run_app(name: str):
-    n = node()
+    svc = service()
     try:
         app = find(name)
         body = await json_body(required=False)
@@ -46,7 +46,7 @@ async def run_app(name: str):
         return error(e.code, e.message, STATUS.get(e.code, 400))
     except IntentError as e:
         return error(e.code, e.message, 400)
-    if "broker" not in n.roles:
+    if "broker" not in svc.roles:
         return error("not_broker", "apps run on broker nodes only; this node is a worker", 409)
     if app.private and not is_loopback(request.remote_addr or ""):
         denied = require_sysop()
@@ -54,7 +54,7 @@ async def run_app(name: str):
             return error("forbidden", f"the {app.name} app reads the operator's own data: only from this machine or with the sysop token", 403)
     text = body.get("text", "")
     try:
-        answer = await app.run(text if isinstance(text, str) else None, n.config.values)
+        answer = await app.run(text if isinstance(text, str) else None, svc.config.values)
     except AppError as e:
         log.info("app %s: %s (%s)", app.name, e.message, e.code)
         return error(e.code, e.message, STATUS.get(e.code, 400))

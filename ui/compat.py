@@ -9,6 +9,8 @@ default of 1.0 turns a 135M model's "Paris" into noise.
 
 from __future__ import annotations
 
+from mtor_node.service import NodeService
+
 from .intake import submit, ui_state
 
 DEFAULT_MODEL_NAMES = ("", "default", "auto")
@@ -17,19 +19,15 @@ NODE_DEFAULTS = {"temperature": 0.0}  # greedy, like the CLI; max_tokens and top
 MAX_CHOICES = 4  # n > 1 runs n intents: bounded so one request cannot fill the queue
 
 
-def local_state(node, kind: str, model: str | None):
+def local_state(svc: NodeService, kind: str, model: str | None):
     """The local model state that would serve (kind, model), or None (remote or unknown)."""
-    models = getattr(node, "models", None)
-    if models is None:
-        return None
-    name = models.resolve(kind, model)
-    return models.states.get(name) if name else None
+    return svc.local_model_state(kind, model)
 
 
-def sampling_defaults(node, kind: str, model: str | None) -> dict:
+def sampling_defaults(svc: NodeService, kind: str, model: str | None) -> dict:
     """The model's own sampling defaults for the keys a client left out."""
     out = dict(NODE_DEFAULTS)
-    state = local_state(node, kind, model)
+    state = local_state(svc, kind, model)
     if state is not None:
         backend = state.backend
         reported = getattr(backend, "sampling_defaults", None) if backend is not None else None
@@ -44,11 +42,11 @@ def sampling_defaults(node, kind: str, model: str | None) -> dict:
     return out
 
 
-def engine_sampling(node, kind: str, model: str | None) -> dict:
+def engine_sampling(svc: NodeService, kind: str, model: str | None) -> dict:
     """The engine's own sampling fields (name -> (lo, hi, integer)) when the local model that would
     serve (kind, model) takes them — llama.cpp: top_k, min_p, repeat_penalty, penalties — else {}:
     then a client's value for one of them is refused, not silently dropped."""
-    state = local_state(node, kind, model)
+    state = local_state(svc, kind, model)
     if state is None or state.spec.backend != "llamacpp-chat" or getattr(state.backend, "fallback", None):
         return {}
     from mtor_node.backends.chat_llamacpp import EXTRA_PARAMS
@@ -56,10 +54,10 @@ def engine_sampling(node, kind: str, model: str | None) -> dict:
     return dict(EXTRA_PARAMS)
 
 
-def with_defaults(node, kind: str, model: str | None, params: dict) -> dict:
+def with_defaults(svc: NodeService, kind: str, model: str | None, params: dict) -> dict:
     """params with the model's defaults under the client's explicit values (None = not sent)."""
     given = {k: v for k, v in params.items() if v is not None}
-    return {**sampling_defaults(node, kind, model), **given}
+    return {**sampling_defaults(svc, kind, model), **given}
 
 
 def usage_of(final: dict) -> tuple[int, int]:
@@ -88,7 +86,7 @@ def submit_all(intents: list[dict]) -> list:
             tickets.append(submit(state, d))
     except Exception:
         for t in tickets:
-            state.node.broker.cancel(t.intent.id, "a sibling request was refused")
+            state.service.broker.cancel(t.intent.id, "a sibling request was refused")
         raise
     return tickets
 

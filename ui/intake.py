@@ -13,6 +13,7 @@ from typing import AsyncIterator
 from quart import current_app, request
 
 from mtor_node.intents import KINDS, Intent, IntentError
+from mtor_node.service import NodeService
 
 from .metrics import Metrics
 
@@ -24,12 +25,16 @@ STATUS_BY_CODE = {"queue_full": 503, "shutting_down": 503, "banned": 403, "not_a
 
 @dataclass
 class UiState:
-    """What the UI layer keeps beside the node: metrics and the open WebSocket connections."""
+    """What the UI layer keeps beside the node's facade: metrics and the open WebSocket connections."""
 
-    node: object
-    metrics: Metrics = field(default_factory=Metrics)
+    service: NodeService
     connections: set = field(default_factory=set)
     broadcasts: list[dict] = field(default_factory=list)  # the last few, for pages that connect later
+    metrics: Metrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        # the edge's counters join the node's registry; open connections are counted at scrape time
+        self.metrics = Metrics(self.service.registry, lambda: len(self.connections))
 
 
 MAX_JSON_DEPTH = 64  # arrays and objects inside each other; no intent needs more than a few
@@ -108,15 +113,15 @@ def http_status(code: str) -> int:
 def submit(state: UiState, d: dict, local_only: bool = False) -> "Ticket":  # noqa: F821 (mtor_node.broker.Ticket)
     """Validate a decoded intent dict (bytes already bytes) and queue it; raises IntentError.
     `local_only`: this node's own worker only (the browser's voice, unless the user allowed the realm)."""
-    n = state.node
+    svc = state.service
     kind = d.get("kind") if isinstance(d, dict) and d.get("kind") in KINDS else "unknown"
     try:
-        if "broker" not in n.roles:
+        if "broker" not in svc.roles:
             raise IntentError("not_a_broker", "this node runs without the broker role and takes no intents from users")
-        d.setdefault("timeout", n.config["queue.timeout_s"])
+        d.setdefault("timeout", svc.config["queue.timeout_s"])
         # The node names every intent: a client-chosen id could collide with another user's and
         # overwrite that user's history row. Clients refer to it by the id in `accepted`/results.
-        return n.broker.submit(Intent.from_dict({k: v for k, v in d.items() if k != "id"}), local_only=local_only)
+        return svc.broker.submit(Intent.from_dict({k: v for k, v in d.items() if k != "id"}), local_only=local_only)
     except IntentError:
         state.metrics.record(kind, "rejected")
         raise
@@ -140,7 +145,7 @@ async def follow(state: UiState, ticket, cancel_reason: str = "the client discon
             yield event
     finally:
         if final is None:
-            state.node.broker.cancel(ticket.intent.id, cancel_reason)
+            state.service.broker.cancel(ticket.intent.id, cancel_reason)
         state.metrics.record(ticket.intent.kind, outcome_of(final), time.monotonic() - ticket.submitted)
 
 

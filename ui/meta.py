@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, current_app, jsonify
+from quart import Blueprint, jsonify, request
 
 from .intake import ui_state
 from .openapi import openapi_document
@@ -12,11 +12,11 @@ meta = Blueprint("meta", __name__)
 
 @meta.get("/openapi.json")
 async def openapi():
-    return jsonify(openapi_document(current_app.extensions["mtor_node"]))
+    return jsonify(openapi_document())
 
 
 @meta.get("/metrics")
 async def metrics():
-    state = ui_state()
-    body = state.metrics.render(state.node.status())
-    return body, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+    # prometheus-client's exposition of the node's registry, in the format the scraper accepts
+    body, content_type = ui_state().metrics.exposition(request.headers.get("Accept"))
+    return body, 200, {"Content-Type": content_type}

@@ -16,7 +16,7 @@ from quart import Blueprint, current_app, jsonify
 from mtor_node.intents import IntentError
 from mtor_node.model_registry import ModelRegistry, RegistryError
 
-from .api import error, json_body, node, require_sysop
+from .api import error, json_body, require_sysop, service
 
 models_api = Blueprint("models_v1", __name__, url_prefix="/api/v1")
 
@@ -24,15 +24,11 @@ models_api = Blueprint("models_v1", __name__, url_prefix="/api/v1")
 @models_api.before_app_serving
 async def open_registry():
     """Before the first request: the sysop's saved additions and removals go over mtor.toml's models."""
-    n = current_app.extensions["mtor_node"]
-    n.model_registry = None
-    if n.models is not None:
-        n.model_registry = ModelRegistry(n.store.conn, n.models)
-        n.model_registry.apply_saved()
+    current_app.extensions["mtor_service"].open_model_registry()
 
 
 def _registry() -> ModelRegistry:
-    reg = getattr(node(), "model_registry", None)
+    reg = service().model_registry
     if reg is None:
         raise RegistryError("not_worker", "this node runs no models (it is not a worker)", 409)
     return reg

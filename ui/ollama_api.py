@@ -20,7 +20,7 @@ from quart import Blueprint, jsonify
 
 from mtor_node.intents import IntentError
 
-from .api import node
+from .api import service
 from .compat import engine_sampling, finish_of, local_state, model_name, submit_all, usage_of, with_defaults
 from .intake import follow, http_status, read_object, run_to_end, ui_state
 
@@ -97,7 +97,7 @@ def _params(body: dict, kind: str, model: str | None) -> dict:
         raise OllamaError("options must be an object")
     params = {"temperature": options.get("temperature"), "top_p": options.get("top_p"),
               "max_tokens": options.get("num_predict"), "stop": options.get("stop"), "seed": options.get("seed")}
-    engine = engine_sampling(node(), kind, model)
+    engine = engine_sampling(service(), kind, model)
     for key, value in options.items():
         if key in engine:
             params[key] = value  # llama.cpp takes it: passed on
@@ -105,7 +105,7 @@ def _params(body: dict, kind: str, model: str | None) -> dict:
             raise OllamaError(f"options.{key} is not supported by the model that serves this request")
     if isinstance(params["max_tokens"], int) and params["max_tokens"] < 0:
         params["max_tokens"] = None  # Ollama's -1: "as many as the model may", here the intent's limit
-    return with_defaults(node(), kind, model, params)
+    return with_defaults(service(), kind, model, params)
 
 
 def _chat_intent(body: dict, model: str | None) -> dict:
@@ -277,21 +277,18 @@ def _entry(state, started_at: float) -> dict:
 
 
 def _served_states():
-    n = node()
-    models = getattr(n, "models", None)
-    if models is None:
-        return []
-    return [s for s in models.states.values() if s.spec.kind in CAPABILITIES and s.status not in ("failed", "unavailable")]
+    return [s for s in service().model_states()
+            if s.spec.kind in CAPABILITIES and s.status not in ("failed", "unavailable")]
 
 
 @ollama_bp.get("/tags")
 async def tags():
-    return jsonify({"models": [_entry(s, node().started_at) for s in _served_states()]})
+    return jsonify({"models": [_entry(s, service().started_at) for s in _served_states()]})
 
 
 @ollama_bp.get("/ps")
 async def ps():
-    return jsonify({"models": [{**_entry(s, node().started_at), "expires_at": "0001-01-01T00:00:00Z", "size_vram": 0}
+    return jsonify({"models": [{**_entry(s, service().started_at), "expires_at": "0001-01-01T00:00:00Z", "size_vram": 0}
                                for s in _served_states() if s.status == "ready"]})
 
 
@@ -306,18 +303,18 @@ async def show():
     shown, model = _model(body)
     state = None
     for kind in CAPABILITIES:
-        state = local_state(node(), kind, model)
+        state = local_state(service(), kind, model)
         if state is not None and (model is None or state.spec.name == model):
             break
         state = None
     if state is None:
         raise OllamaError(f"model '{shown}' not found", 404)
     spec = state.spec
-    params = "\n".join(f"{k} {v}" for k, v in with_defaults(node(), spec.kind, spec.name, {}).items())
+    params = "\n".join(f"{k} {v}" for k, v in with_defaults(service(), spec.kind, spec.name, {}).items())
     return jsonify({
         "modelfile": f"# served by mtor-node ({spec.backend})\nFROM {spec.source or spec.name}\n",
         "parameters": params, "template": "", "details": _details(state),
         "model_info": {"general.architecture": spec.backend, "mtor.kind": spec.kind, "mtor.status": state.status},
         "capabilities": CAPABILITIES[spec.kind],
-        "modified_at": datetime.fromtimestamp(node().started_at, timezone.utc).isoformat(),
+        "modified_at": datetime.fromtimestamp(service().started_at, timezone.utc).isoformat(),
     })

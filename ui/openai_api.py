@@ -19,7 +19,7 @@ from quart import jsonify
 
 from mtor_node.intents import IntentError
 
-from .api import node
+from .api import service
 from .compat import MAX_CHOICES, engine_sampling, finish_of, submit_all, usage_of, with_defaults
 from .intake import follow, run_to_end, ui_state
 from .openai_common import (OpenAIError, final_error, from_intent_error, model_of, openai_bp,
@@ -72,7 +72,7 @@ def _engine_for(body: dict) -> dict:
     vision = isinstance(messages, list) and any(
         isinstance(m, dict) and isinstance(m.get("content"), list)
         and any(isinstance(p, dict) and p.get("type") == "image_url" for p in m["content"]) for m in messages)
-    return engine_sampling(node(), "vision" if vision else "chat", model_of(body))
+    return engine_sampling(service(), "vision" if vision else "chat", model_of(body))
 
 
 def _choices(body: dict) -> int:
@@ -87,10 +87,10 @@ def _choices(body: dict) -> int:
 def _sampling(body: dict, kind: str, model: str | None) -> dict:
     given = {"max_tokens": body.get("max_completion_tokens", body.get("max_tokens")), "temperature": body.get("temperature"),
              "top_p": body.get("top_p"), "stop": body.get("stop"), "seed": body.get("seed")}
-    for key in engine_sampling(node(), kind, model):
+    for key in engine_sampling(service(), kind, model):
         if body.get(key) is not None:
             given[key] = body[key]
-    return with_defaults(node(), kind, model, given)
+    return with_defaults(service(), kind, model, given)
 
 
 def _chat_intent(body: dict) -> dict:
@@ -233,7 +233,7 @@ async def completions():
     """The prompt goes through the chat model's template as one user message (the grid's models are
     chat models); suffix, echo, best_of and logprobs are refused."""
     body = await read_body()
-    _refuse_unsupported(body, engine_sampling(node(), "chat", model_of(body)))
+    _refuse_unsupported(body, engine_sampling(service(), "chat", model_of(body)))
     for key in ("suffix", "echo"):
         if body.get(key) not in (None, False, ""):
             raise OpenAIError(f"{key} is not supported on this server", "unsupported_parameter", param=key)
@@ -329,7 +329,7 @@ async def images_generations():
 # ---- models -----------------------------------------------------------------------------------
 
 def _model_objects() -> list[dict]:
-    n = node()
+    n = service()
     seen, data = set(), []
     for m in n.status().get("models") or []:
         if m.get("name") not in seen:

@@ -38,7 +38,7 @@ def _errors(*codes: int, oai: bool = False) -> dict:
     return {str(c): OAI_ERR if oai else ERR for c in codes}
 
 
-def openapi_document(node) -> dict:
+def openapi_document() -> dict:
     S = {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],

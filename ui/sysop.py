@@ -11,7 +11,7 @@ from quart import Blueprint, jsonify
 
 from mtor_node.intents import IntentError
 
-from .api import USER_ID, error, json_body, node, require_sysop
+from .api import USER_ID, error, json_body, require_sysop, service
 from .intake import ui_state
 
 sysop = Blueprint("sysop_v1", __name__, url_prefix="/api/v1")
@@ -27,19 +27,13 @@ async def only_sysop():
 
 @sysop.get("/users")
 async def users():
-    return jsonify({"users": node().store.users()})
+    return jsonify({"users": service().users()})
 
 
 async def _set_banned(user: str, banned: bool):
     if not USER_ID.match(user):
         return error("bad_request", "user must be 1–64 letters, digits or _.:@-")
-    n = node()
-    n.store.set_banned(user, banned)
-    cancelled = 0
-    if banned:  # a ban also ends what the user has waiting or running
-        for t in list(n.broker.tickets.values()):
-            if t.intent.user == user and n.broker.cancel(t.intent.id, "the user was banned by the sysop"):
-                cancelled += 1
+    cancelled = service().set_banned(user, banned)  # a ban also ends what the user has waiting or running
     return jsonify({"user": user, "banned": banned, "cancelled": cancelled})
 
 
@@ -61,7 +55,7 @@ async def cancel_any(intent_id: str):
         return error(e.code, e.message)
     reason = body.get("reason")
     reason = reason[:200] if isinstance(reason, str) and reason.strip() else "cancelled by the sysop"
-    if not node().broker.cancel(intent_id, reason):
+    if not service().broker.cancel(intent_id, reason):
         return error("not_found", f"no queued or running intent {intent_id}", 404)
     return jsonify({"cancelled": intent_id, "reason": reason})
 
@@ -79,5 +73,5 @@ async def broadcast():
     msg = {"type": "broadcast", "message": message.strip(), "from": "sysop", "at": time.time()}
     state.broadcasts = (state.broadcasts + [msg])[-KEEP_BROADCASTS:]
     delivered = sum(1 for conn in list(state.connections) if conn.push_nowait(msg))
-    state.metrics.broadcasts += 1
+    state.metrics.broadcast_sent()
     return jsonify({"delivered": delivered})

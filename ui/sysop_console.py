@@ -18,9 +18,9 @@ import trio
 from quart import Blueprint, current_app, jsonify, request
 
 from mtor_node.logs import RING, RING_SIZE
-from mtor_node.store import migrate
+from mtor_node.service import NodeService
 
-from .api import error, node, require_sysop
+from .api import error, require_sysop, service
 from .intake import ui_state
 
 log = logging.getLogger("mtor.watchdog")
@@ -30,7 +30,6 @@ sysop_console = Blueprint("sysop_console_v1", __name__, url_prefix="/api/v1/syso
 WATCHED = ("chat", "imagine")
 WATCH_GRACE_S = 3.0  # let preloads finish before the first verdict
 WATCH_EVERY_S = 5.0
-PEAKS = ["CREATE TABLE sysop_peaks (key TEXT PRIMARY KEY, value INTEGER NOT NULL, at REAL NOT NULL)"]
 
 
 @sysop_console.before_request
@@ -58,57 +57,15 @@ async def logs():
 
 # ---- stats ----------------------------------------------------------------------------------
 
-def _peaks(n):
-    conn = n.store.conn
-    if not current_app.extensions.get("mtor_peaks_ready"):
-        migrate(conn, "sysop_peaks", PEAKS)
-        current_app.extensions["mtor_peaks_ready"] = True
-    return conn
-
-
-def note_users_at_once(n, count: int) -> None:
-    conn = _peaks(n)
-    conn.execute("INSERT INTO sysop_peaks VALUES ('users_at_once', ?, ?) ON CONFLICT(key) DO UPDATE SET "
-                 "value=excluded.value, at=excluded.at WHERE excluded.value > sysop_peaks.value", (count, time.time()))
-
-
 @sysop_console.get("/stats")
 async def stats():
-    n = node()
-    conn = _peaks(n)
-    note_users_at_once(n, len(ui_state().connections))
-    per_kind = {}
-    for kind, total, ok, avg_ms, cost in conn.execute(
-            "SELECT kind, COUNT(*), SUM(status='done'), AVG(CASE WHEN status='done' THEN duration_ms END), SUM(cost) "
-            "FROM queries GROUP BY kind ORDER BY kind"):
-        per_kind[kind] = {"total": total, "done": ok or 0, "failed": total - (ok or 0),
-                          "avg_ms": round(avg_ms) if avg_ms is not None else None, "cost": cost or 0}
-    row = conn.execute("SELECT value, at FROM sysop_peaks WHERE key='users_at_once'").fetchone()
-    return jsonify({
-        "lifetime": {"queries": sum(k["total"] for k in per_kind.values()),
-                     "users_ever": conn.execute("SELECT COUNT(*) FROM users").fetchone()[0],
-                     "users_with_queries": conn.execute("SELECT COUNT(DISTINCT user) FROM queries").fetchone()[0]},
-        "per_kind": per_kind,
-        "most_users_at_once": {"count": row[0], "at": row[1]} if row else {"count": 0, "at": None},
-        "now": {"pages": len(ui_state().connections), "queue": len(n.broker.queue) if n.broker else 0},
-    })
+    svc = service()
+    svc.note_users_at_once(len(ui_state().connections))
+    return jsonify({**svc.lifetime_stats(),
+                    "now": {"pages": len(ui_state().connections), "queue": svc.queue_length()}})
 
 
 # ---- the watchdog ---------------------------------------------------------------------------
-
-def served_kinds(n) -> dict[str, str | None]:
-    """kind -> who serves it ("local:MODEL" or "peer:ID"), or None."""
-    out: dict[str, str | None] = {}
-    peers = n.federation.peers.snapshot() if n.federation else []
-    for kind in WATCHED:
-        local = n.models.resolve(kind, None) if n.models else None
-        if local:
-            out[kind] = f"local:{local}"
-            continue
-        peer = next((p["peer_id"] for p in peers if p["fresh"] and not p["blocked"] and p["health"] > 0
-                     and not p["banned_for_s"] and p["models"].get(kind)), None)
-        out[kind] = f"peer:{peer}" if peer else None
-    return out
 
 
 @sysop_console.get("/alerts")
@@ -127,13 +84,14 @@ async def start_watchdog():
 
 async def _watch():
     app = current_app._get_current_object()
-    n, state = app.extensions["mtor_node"], app.extensions["mtor_ui"]
+    svc: NodeService = app.extensions["mtor_service"]
+    state = app.extensions["mtor_ui"]
     current: dict = app.extensions["mtor_alerts"]
     await trio.sleep(WATCH_GRACE_S)
     while True:
         try:
-            served = served_kinds(n)
-            note_users_at_once(n, len(state.connections))
+            served = svc.served_kinds(WATCHED)
+            svc.note_users_at_once(len(state.connections))
         except Exception:  # the watchdog must outlive whatever it watches
             log.exception("watchdog check failed")
             served = {}

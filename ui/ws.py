@@ -91,11 +91,10 @@ class Connection:
         if isinstance(user, str) and USER_ID.match(user):
             self.user = user
         token = msg.get("sysop_token")  # a sysop page: it also gets the watchdog's alerts
-        self.sysop = isinstance(token, str) and secrets.compare_digest(token.encode(errors="replace"),
-                                                                       self.state.node.sysop_token.encode())
-        n = self.state.node
-        await self.push({"type": "welcome", "user": self.user, "peer_id": n.peer_id,
-                         "banned": n.store.is_banned(self.user), "broadcasts": list(self.state.broadcasts)})
+        svc = self.state.service
+        self.sysop = isinstance(token, str) and svc.is_sysop_token(token)
+        await self.push({"type": "welcome", "user": self.user, "peer_id": svc.peer_id,
+                         "banned": svc.is_banned(self.user), "broadcasts": list(self.state.broadcasts)})
 
     async def on_ping(self, msg: dict) -> None:
         await self.push({"type": "pong", "t": msg.get("t") if isinstance(msg.get("t"), (int, float)) else None})
@@ -150,13 +149,13 @@ class Connection:
         finally:
             self.intents.pop(intent_id, None)
             if final is None:
-                self.state.node.broker.cancel(intent_id, "the page disconnected")
+                self.state.service.broker.cancel(intent_id, "the page disconnected")
             self.state.metrics.record(ticket.intent.kind, outcome_of(final), time.monotonic() - ticket.submitted)
 
     async def on_cancel(self, msg: dict) -> None:
         intent_id = msg.get("id")
         ok = isinstance(intent_id, str) and intent_id in self.intents and \
-            self.state.node.broker.cancel(intent_id, "cancelled by the user")
+            self.state.service.broker.cancel(intent_id, "cancelled by the user")
         await self.push({"type": "cancel_ack", "id": intent_id if isinstance(intent_id, str) else None, "ok": bool(ok)})
 
     # ---- the wake word --------------------------------------------------------------------
@@ -283,7 +282,6 @@ async def ws():
     await websocket.accept()
     conn = Connection(state)
     state.connections.add(conn)
-    state.metrics.ws_connections = len(state.connections)
     try:
         async with trio.open_nursery() as nursery:
             conn.nursery = nursery
@@ -301,9 +299,8 @@ async def ws():
                 nursery.cancel_scope.cancel()
     finally:
         state.connections.discard(conn)
-        state.metrics.ws_connections = len(state.connections)
         for intent_id in list(conn.intents):
-            state.node.broker.cancel(intent_id, "the page disconnected")
+            state.service.broker.cancel(intent_id, "the page disconnected")
 
 
 MAX_BATCH = 64

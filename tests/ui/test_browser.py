@@ -219,4 +219,8 @@ async def test_grid_of_a_two_peer_realm_and_the_wallet(tmp_path):
         await in_browser(broker.http_url, scenario, "grid")
         async with httpx.AsyncClient(base_url=broker.http_url) as c:
             text = (await c.get("/metrics")).text
-        assert "mtor_peers 2" in text and "mtor_wallet_balance_micro 12500000" in text
+        # numbers as prometheus-client writes them (12500000 is 1.25e+07): read them back with its parser
+        from prometheus_client.parser import text_string_to_metric_families
+
+        values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
+        assert values["mtor_peers"] == 2 and values["mtor_wallet_balance_micro"] == 12_500_000

@@ -95,6 +95,14 @@ async def test_metrics(ui_node):
     assert 'mtor_intent_latency_seconds_bucket{kind="chat",le="+Inf"} 1' in text
     assert "mtor_queue_depth 0" in text and "mtor_peers 0" in text
     assert "mtor_wallet_balance_micro 0" in text  # the ledger is on by default; a new node holds nothing
+    # the exposition is prometheus-client's and reads back with its parser, values and labels intact
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    done = [s for s in families["mtor_intents"].samples if s.labels == {"kind": "chat", "outcome": "done"}]
+    assert [s.value for s in done] == [1] and families["mtor_intent_latency_seconds"].type == "histogram"
+    assert {"mtor_queue_depth", "mtor_inflight", "mtor_broker_intents", "mtor_peers", "mtor_models_ready",
+            "mtor_ws_connections", "mtor_broadcasts", "mtor_uptime_seconds"} <= set(families)
 
 
 async def test_websocket_submit_cancel_broadcast(ui_node):
