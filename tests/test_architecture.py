@@ -149,6 +149,16 @@ def test_no_private_names_across_modules():
     assert PRIVATE == []
 
 
+def test_the_ui_reaches_the_node_only_through_its_facade():
+    """ui/ imports neither federation nor ledger and runs no SQL (mtor_node/service.py; docs/architecture.md)."""
+    reaching = [f"{a} imports {b}" for a, bs in sorted(EDGES.items()) if a.split(".")[0] == "ui"
+                for b in sorted(bs) if b.split(".")[0] in ("federation", "ledger")]
+    sql = [f"{m} calls .{n.func.attr}()" for m, path in sorted(MODS.items()) if m.split(".")[0] == "ui"
+           for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)
+           and isinstance(n.func, ast.Attribute) and n.func.attr in ("execute", "executemany", "executescript")]
+    assert reaching == [] and sql == []
+
+
 def test_the_checker_sees_a_cycle_and_an_upward_import():
     """The check itself can fail: a made-up graph with a cycle and an upward edge."""
     assert cycles({"a": {"b"}, "b": {"a"}}) == [["a", "b"]]
