@@ -332,7 +332,7 @@ class Federation:
             return False
         if self.host.get_network().connections.get(pid):
             return True
-        st = self.peers._peers.get(peer_id)
+        st = self.peers.get(peer_id) if self.peers.known(peer_id) else None
         if st is None or not st.trusted:
             # never connected, not learned from bootstrap/DHT/PEX: its announced addresses are
             # not dialed (anyone could point brokers at any host:port, issue 12 #4)
@@ -385,7 +385,7 @@ class Federation:
 
     def _on_disconnected(self, pid: ID) -> None:
         p = pid.to_base58()
-        if p in self.peers._peers:
+        if self.peers.known(p):
             self.peers.get(p).connected = self.host.get_network().connections.get(pid) is not None and bool(
                 self.host.get_network().connections.get(pid)
             )
