@@ -325,7 +325,13 @@ async def run_until_signalled(node: Node, *, task_status=trio.TASK_STATUS_IGNORE
                         nursery.start_soon(node.stop)
 
             nursery.start_soon(watch_signals)
-            await nursery.start(node.run)
-            task_status.started(node)
-            await node.finished.wait()
+            try:
+                await nursery.start(node.run)
+            except RuntimeError:  # trio: node.run returned before it was up
+                if not node.stopping.is_set():
+                    raise
+                # Ctrl-C during the start: node.run already cleaned up; a clean exit, no traceback
+            else:
+                task_status.started(node)
+                await node.finished.wait()
             nursery.cancel_scope.cancel()
