@@ -1,4 +1,5 @@
-"""Typed frames of `/mtor/intent/2` (docs/protocol.md §5), decoded with bounds by msgspec.
+"""Typed frames of `/mtor/intent/2` (docs/protocol.md §5) and `/mtor/msg/1` (§8), decoded with
+bounds by msgspec.
 
 Every frame is a msgpack map with a `type` tag. Decoding is strict: each known field is
 type-checked and range-checked, unknown fields are dropped (forward compatibility), an unknown
@@ -107,6 +108,37 @@ _encoder = msgspec.msgpack.Encoder()
 _sorted = msgspec.msgpack.Encoder(order="sorted")
 
 
+# ---------------------------------------------------------------- /mtor/msg/1 (docs/protocol.md §8)
+
+
+class MsgRequest(Struct, frozen=True):
+    """One message: its application type (pay, grant, fraud...) and body."""
+
+    type: Kind
+    body: dict[str, Any]
+
+
+class MsgReply(Struct, omit_defaults=True, frozen=True):
+    """{ok: true, body} or {ok: false, code, message}."""
+
+    ok: bool
+    body: dict[str, Any] = {}
+    code: Kind = ""
+    message: Annotated[str, Meta(max_length=1000)] = ""
+
+
+_msg_request = msgspec.msgpack.Decoder(MsgRequest)
+_msg_reply = msgspec.msgpack.Decoder(MsgReply)
+
+
+def decode_message(data: bytes, max_size: int) -> MsgRequest:
+    return _decode(_msg_request, data, max_size)  # type: ignore[no-any-return]
+
+
+def decode_reply(data: bytes, max_size: int) -> MsgReply:
+    return _decode(_msg_reply, data, max_size)  # type: ignore[no-any-return]
+
+
 def _reason(msg: str) -> str:
     if "missing required field `type`" in msg:
         return "no_type"
@@ -121,10 +153,14 @@ def _reason(msg: str) -> str:
 
 def decode(data: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> Frame:
     """One frame's msgpack body -> its typed frame; FrameError for anything else."""
+    return _decode(_decoder, data, max_frame)  # type: ignore[no-any-return]
+
+
+def _decode(decoder: msgspec.msgpack.Decoder, data: bytes, max_frame: int) -> Any:
     if len(data) > max_frame:
         raise FrameError("oversized", f"{len(data)} > {max_frame}")
     try:
-        return _decoder.decode(data)
+        return decoder.decode(data)
     except msgspec.ValidationError as exc:
         msg = str(exc)
         return _raise(_reason(msg), msg[:200])

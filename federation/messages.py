@@ -4,6 +4,7 @@ The application registers a handler per message type (e.g. "pay", "grant", "frau
 frame is {"type": str, "body": map}; the reply is {"ok": true, "body": map} or
 {"ok": false, "code": str, "message": str}. Frames are length-prefixed msgpack like the intent
 protocol, with a small size limit: these messages carry ledger entries and vouchers, not media.
+Both are typed (federation/frames.py `MsgRequest`, `MsgReply`), decoded with bounds.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from libp2p.peer.id import ID
 from .budget import OverBudget, PeerBudget
 from .guard import StreamGuard
 from .host import set_safe_handler
-from .wire import SMALL_FRAME, FrameError, StreamClosed, read_frame_bytes, unpack, write_frame
+from .frames import FrameError, MsgReply, MsgRequest, decode_message, decode_reply
+from .wire import SMALL_FRAME, StreamClosed, read_frame_bytes, write_frame
 
 log = logging.getLogger(__name__)
 
@@ -71,39 +73,41 @@ class Messenger:
             try:
                 raw = await read_frame_bytes(stream, max_frame=MAX_MESSAGE, timeout=self.timeout, budget=self.budget,
                                              peer=peer)
-                try:
-                    frame = unpack(raw, MAX_MESSAGE)
-                finally:
-                    if len(raw) > SMALL_FRAME:
-                        self.budget.release(peer, len(raw))
-            except (FrameError, StreamClosed, trio.TooSlowError) as e:
+                if len(raw) > SMALL_FRAME:
+                    self.budget.release(peer, len(raw))
+                frame = decode_message(raw, MAX_MESSAGE)
+            except FrameError as e:
                 self.stats["bad"] += 1
+                if e.reason not in ("undecodable", "oversized", "over_budget", "truncated"):  # msgpack, wrong shape
+                    await self._reply(stream, MsgReply(ok=False, code="malformed",
+                                                       message=f"expected {{type, body}}: {e}"[:1000]))
+                    return
                 log.info("msg: bad request from %s: %r", peer, e)
                 guard = StreamGuard.of(self.host)
-                if isinstance(e, FrameError) and e.reason not in ("over_budget", "truncated") and guard is not None:
+                if e.reason not in ("over_budget", "truncated") and guard is not None:
                     await guard.report(peer, PROTOCOL, f"bad frame: {e}"[:200])  # garbage: a strike
                 return
-            if not isinstance(frame, dict) or not isinstance(frame.get("type"), str) or not isinstance(frame.get("body"), dict):
+            except (StreamClosed, trio.TooSlowError) as e:
                 self.stats["bad"] += 1
-                await self._reply(stream, {"ok": False, "code": "malformed", "message": "expected {type, body}"})
+                log.info("msg: bad request from %s: %r", peer, e)
                 return
-            handler = self.handlers.get(frame["type"])
+            handler = self.handlers.get(frame.type)
             if handler is None:
                 self.stats["refused"] += 1
-                await self._reply(stream, {"ok": False, "code": "unknown_type", "message": f"no handler for {frame['type'][:64]!r}"})
+                await self._reply(stream, MsgReply(ok=False, code="unknown_type", message=f"no handler for {frame.type!r}"))
                 return
             try:
                 with trio.fail_after(self.timeout):
-                    body = await handler(peer, frame["body"])
-                reply = {"ok": True, "body": body or {}}
+                    body = await handler(peer, frame.body)
+                reply = MsgReply(ok=True, body=body or {})
                 self.stats["handled"] += 1
             except MessageFailed as e:
                 self.stats["refused"] += 1
-                reply = {"ok": False, "code": e.code, "message": e.message[:1000]}
+                reply = MsgReply(ok=False, code=e.code[:64], message=e.message[:1000])
             except Exception as e:  # a handler's bug must not end the host; the peer learns it failed
-                log.warning("msg handler %s failed for %s: %r", frame["type"], peer, e)
+                log.warning("msg handler %s failed for %s: %r", frame.type, peer, e)
                 self.stats["refused"] += 1
-                reply = {"ok": False, "code": "error", "message": f"{type(e).__name__}: {e}"[:1000]}
+                reply = MsgReply(ok=False, code="error", message=f"{type(e).__name__}: {e}"[:1000])
             await self._reply(stream, reply)
         finally:
             try:
@@ -112,7 +116,7 @@ class Messenger:
             except Exception:
                 pass
 
-    async def _reply(self, stream: Any, reply: dict) -> None:
+    async def _reply(self, stream: Any, reply: MsgReply) -> None:
         try:
             await write_frame(stream, reply, max_frame=MAX_MESSAGE, timeout=self.timeout)
         except Exception as e:
@@ -125,8 +129,9 @@ class Messenger:
             with trio.fail_after(timeout):
                 stream = await self.host.new_stream(ID.from_base58(peer_id), [TProtocol(PROTOCOL)])
                 try:
-                    await write_frame(stream, {"type": msg_type, "body": body}, max_frame=MAX_MESSAGE, timeout=timeout)
-                    reply = unpack(await read_frame_bytes(stream, max_frame=MAX_MESSAGE, timeout=timeout), MAX_MESSAGE)
+                    await write_frame(stream, MsgRequest(type=msg_type, body=body), max_frame=MAX_MESSAGE,
+                                      timeout=timeout)
+                    raw = await read_frame_bytes(stream, max_frame=MAX_MESSAGE, timeout=timeout)
                 finally:
                     with trio.move_on_after(1):
                         await stream.close()
@@ -136,8 +141,10 @@ class Messenger:
             raise
         except Exception as e:
             raise MessageFailed("unreachable", f"{peer_id}: {type(e).__name__}: {e}") from None
-        if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
-            raise MessageFailed("protocol", "malformed reply")
-        if not reply["ok"]:
-            raise MessageFailed(str(reply.get("code", "error"))[:64], str(reply.get("message", ""))[:1000])
-        return reply.get("body") if isinstance(reply.get("body"), dict) else {}
+        try:
+            reply = decode_reply(raw, MAX_MESSAGE)
+        except FrameError as e:
+            raise MessageFailed("protocol", f"malformed reply: {e}"[:300]) from None
+        if not reply.ok:
+            raise MessageFailed(reply.code or "error", reply.message)
+        return reply.body

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from federation import frames
 from federation.frames import FrameError
 from federation.intent_protocol import IntentServer
-from federation.wire import encode_frame, read_frame
+from federation.wire import encode_frame, read_frame, read_frame_bytes
 from ledger.encoding import canonical as ledger_canonical
 from ledger.encoding import sort_keys
 
@@ -177,3 +177,46 @@ async def test_server_on_memory_streams():
         assert isinstance(err, frames.Error) and err.code == "protocol"
         nursery.cancel_scope.cancel()
     assert server.stats["results"] == 1 and server.stats["bad_frames"] == 1
+
+
+class _Host:
+    def __init__(self) -> None:
+        self.handlers = {}
+
+    def set_stream_handler(self, protocol, handler) -> None:
+        self.handlers[str(protocol)] = handler
+
+
+async def test_messenger_on_memory_streams():
+    """/mtor/msg/1 (federation/messages.py): a typed request gets the handler's reply; a map of the
+    wrong shape is answered `malformed`; an unknown type `unknown_type`."""
+    from federation.messages import MessageFailed, Messenger
+
+    messenger = Messenger(_Host())
+
+    async def pay(peer, body):
+        if body.get("entry") == "bad":
+            raise MessageFailed("BadSignature", "no")
+        return {"earn_seq": 3, "from": peer}
+
+    messenger.on("pay", pay)
+
+    async def ask(payload: bytes) -> frames.MsgReply:
+        a, b = trio.testing.memory_stream_pair()
+        client, server = Libp2pStream(a), Libp2pStream(b)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(messenger._handle_stream, server)
+            await client.write(len(payload).to_bytes(4, "big") + payload)
+            raw = await read_frame_bytes(client, max_frame=1 << 20, timeout=5)
+        return frames.decode_reply(raw, 1 << 20)
+
+    ok = await ask(frames.encode_any(frames.MsgRequest(type="pay", body={"entry": "e"})))
+    assert ok == frames.MsgReply(ok=True, body={"earn_seq": 3, "from": "client"})
+    refused = await ask(msgpack.packb({"type": "pay", "body": {"entry": "bad"}}))
+    assert (refused.ok, refused.code, refused.message) == (False, "BadSignature", "no")
+    assert (await ask(msgpack.packb({"type": "pay", "body": [1]}))).code == "malformed"
+    assert (await ask(msgpack.packb({"type": "x" * 65, "body": {}}))).code == "malformed"
+    assert (await ask(msgpack.packb({"type": "grant", "body": {}}))).code == "unknown_type"
+    assert messenger.stats == {"handled": 1, "refused": 2, "bad": 2}
+    with pytest.raises(FrameError):
+        frames.decode_reply(msgpack.packb({"ok": "yes"}), 1024)
