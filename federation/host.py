@@ -72,7 +72,7 @@ def make_host(
         outbound_stream_protocol_negotiation_timeout=upgrade_timeout + 2.0,
         inbound_stream_protocol_negotiation_timeout=upgrade_timeout + 2.0,
     )
-    return new_host(
+    host = new_host(
         key_pair=key_pair,
         sec_opt={NOISE_PROTOCOL_ID: noise},
         muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
@@ -80,6 +80,22 @@ def make_host(
         # py-libp2p wants the PSK as 64 hex chars
         psk=psk.hex() if psk is not None else None,
     )
+    reuse_open_connections_first(host.get_network())
+    return host
+
+
+def reuse_open_connections_first(swarm: Any) -> None:
+    """py-libp2p 0.8.1's Swarm.dial_peer consults its negative dial cache before it looks for an
+    open connection, so once a direct dial to a NATed peer failed, every stream over the relayed
+    connection we then made fails with "recently failed all addresses" (docs/nat.md). Reuse an open
+    connection first, as go-libp2p does."""
+    original = swarm.dial_peer
+
+    async def dial_peer(peer_id: ID) -> Any:
+        live = [c for c in swarm.get_connections(peer_id) if not c.is_closed]
+        return live if live else await original(peer_id)
+
+    swarm.dial_peer = dial_peer
 
 
 def listen_multiaddr(host: str, port: int) -> multiaddr.Multiaddr:

@@ -74,8 +74,8 @@ class NsNode:
     def peers(self) -> dict:
         return {p["peer_id"]: p for p in (self.status() or {}).get("peers", [])}
 
-    def chat(self, text: str, timeout: float = 60) -> dict:
-        r = self.ns_run(sys.executable, "-m", "mtor_node", "chat", "--json", text, "--data-dir", str(self.data_dir),
+    def chat(self, text: str, *extra: str, timeout: float = 60) -> dict:
+        r = self.ns_run(sys.executable, "-m", "mtor_node", "chat", "--json", *extra, text, "--data-dir", str(self.data_dir),
                         timeout=timeout)
         assert r.returncode == 0, f"chat failed: {r.stdout} {r.stderr}"
         return json.loads(r.stdout)
