@@ -257,8 +257,11 @@ class NodeService:
         """kind -> who serves it ("local:MODEL" or "peer:ID"), or None."""
         out: dict[str, str | None] = {}
         peers = self.peer_snapshot()
+        # what this worker announces: ready or checked loadable, not a model that failed to load
+        # (the router's resolve() retries those every 30 s, which made the watchdog flip-flop)
+        serving = self._node.models.models_by_kind() if self._node.models is not None else {}
         for kind in kinds:
-            local = self.local_model(kind, None)
+            local = next(iter(serving.get(kind) or []), None)
             if local:
                 out[kind] = f"local:{local}"
                 continue

@@ -88,3 +88,19 @@ def test_node_gauges_are_read_at_scrape_time(tmp_path):
     assert value("mtor_peers") == 2 and value("mtor_wallet_balance_micro") == 12_500_000
     assert value("mtor_queue_depth") == 1 and value("mtor_inflight") == 2 and value("mtor_models_ready") == 1
     assert fams["mtor_broker_intents"].samples[0].labels == {"state": "done"}
+
+
+def test_watchdog_counts_only_models_that_can_serve(tmp_path):
+    """A local model that failed to load does not serve its kind, even once its 30 s retry window
+    opened (the router may retry it; the watchdog said "served again" every 30 s)."""
+    from mtor_node.backends.base import ModelSpec
+    from mtor_node.models import ModelManager
+
+    n = parts(tmp_path, with_ledger=False)
+    specs = [ModelSpec(name="sd", kind="imagine", backend="diffusers", source="nobody/none"),
+             ModelSpec(name="echo", kind="chat", backend="echo", source="")]
+    n.models = ModelManager(specs, tmp_path / "models", {"imagine": "sd", "chat": "echo"})
+    sd = n.models.states["sd"]
+    sd.status, sd.error, sd.failed_at = "unavailable", "not in the local model cache", 0.0  # long ago
+    assert n.models.resolve("imagine", None) == "sd"  # the router may try it again
+    assert NodeService(n).served_kinds(("chat", "imagine")) == {"chat": "local:echo", "imagine": None}
