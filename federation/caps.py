@@ -10,14 +10,12 @@ GossipSub strict signing already authenticates), and `s` must verify against `no
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import Counter, OrderedDict
 from typing import Any
 
-from . import keys
-from .frames import canonical
-from .wire import unpack
+from . import frames, keys
+from .frames import FrameError, canonical
 
 log = logging.getLogger(__name__)
 
@@ -33,109 +31,49 @@ class CapsError(ValueError):
         self.reason = reason
 
 
-def _int(v: Any, lo: int, hi: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
-
-
-def _num(v: Any, lo: float, hi: float) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
-
-
-def _str(v: Any, hi: int, lo: int = 0) -> bool:
-    return isinstance(v, str) and lo <= len(v) <= hi
-
-
-# The application part of an announcement (what Federation.set_capabilities takes).
-CAP_DEFAULTS: dict[str, Any] = {
-    "gpus": [],
-    "cpu": {"cores": 0, "ram": 0},
-    "models": {},
-    "prices": {},
-    "surge": 1.0,
-    "queue": 0,
-    "capacity": 1,
-    "version": "",
-}
-
-
 def check_capabilities(caps: dict) -> dict:
-    """Normalise and bound-check the application fields; raises CapsError('malformed'|'absurd')."""
+    """Normalise and bound-check the application fields; raises CapsError('malformed'|'absurd').
+    The bounds are the `Capabilities` Struct's (federation/frames.py)."""
     if not isinstance(caps, dict):
         raise CapsError("malformed", "capabilities must be a map")
-    out = {k: caps.get(k, v) for k, v in CAP_DEFAULTS.items()}
-    gpus = out["gpus"]
-    if not isinstance(gpus, list):
-        raise CapsError("malformed", "gpus")
-    if len(gpus) > 64:
-        raise CapsError("absurd", f"{len(gpus)} gpus")
-    clean_gpus = []
-    for g in gpus:
-        if not isinstance(g, dict) or not _str(g.get("name"), 128):
-            raise CapsError("malformed", "gpu entry")
-        vt, vf = g.get("vram_total", 0), g.get("vram_free", 0)
-        if not _int(vt, 0, 2**44) or not _int(vf, 0, 2**44) or vf > vt:  # bytes, < 16 TiB
-            raise CapsError("absurd", "gpu vram")
-        cuda = g.get("cuda", "")
-        if not (cuda is None or _str(cuda, 32)):
-            raise CapsError("malformed", "gpu cuda")
-        clean_gpus.append({"name": g["name"], "vram_total": vt, "vram_free": vf, "cuda": cuda or ""})
-    out["gpus"] = clean_gpus
-    cpu = out["cpu"]
-    if not isinstance(cpu, dict):
-        raise CapsError("malformed", "cpu")
-    cores, ram = cpu.get("cores", 0), cpu.get("ram", 0)
-    if not _int(cores, 0, 4096) or not _int(ram, 0, 2**50):
-        raise CapsError("absurd", "cpu")
-    out["cpu"] = {"cores": cores, "ram": ram}
-    models = out["models"]
-    if not isinstance(models, dict) or len(models) > 16:
-        raise CapsError("malformed", "models")
-    for kind, names in models.items():
-        if not _str(kind, 64, 1) or not isinstance(names, list) or len(names) > 256:
-            raise CapsError("malformed", "models entry")
-        if not all(_str(n, 256, 1) for n in names):
-            raise CapsError("malformed", "model name")
-    out["models"] = {k: list(v) for k, v in models.items()}
-    prices = out["prices"]
-    if not isinstance(prices, dict) or len(prices) > 16:
-        raise CapsError("malformed", "prices")
-    for kind, p in prices.items():
-        if not _str(kind, 64, 1) or not isinstance(p, int) or isinstance(p, bool):
-            raise CapsError("malformed", "price")
-        if not 0 <= p <= 10**12:  # micro-tokens; 10^6 tokens per unit is already absurd
-            raise CapsError("absurd", f"price {kind}={p}")
-    out["prices"] = dict(prices)
-    if not _num(out["surge"], 1.0, 100.0):
-        raise CapsError("absurd", "surge")
-    out["surge"] = float(out["surge"])
-    if not _int(out["queue"], 0, 10**6) or not _int(out["capacity"], 0, 10**5):
-        raise CapsError("absurd", "queue/capacity")
-    if not _str(out["version"], 64):
-        raise CapsError("malformed", "version")
+    try:
+        typed = frames.capabilities_from(caps)
+    except FrameError as exc:
+        raise CapsError(exc.reason, str(exc)) from None
+    return _caps_dict(typed)
+
+
+def _caps_dict(c: frames.Capabilities) -> dict:
+    return {
+        "gpus": [{"name": g.name, "vram_total": g.vram_total, "vram_free": g.vram_free, "cuda": g.cuda or ""}
+                 for g in c.gpus],
+        "cpu": {"cores": c.cpu.cores, "ram": c.cpu.ram},
+        "models": {k: list(v) for k, v in c.models.items()},
+        "prices": dict(c.prices),
+        "surge": float(c.surge),
+        "queue": c.queue,
+        "capacity": c.capacity,
+        "version": c.version,
+    }
+
+
+def _checked(ann: frames.Announcement) -> dict:
+    for a in ann.addrs:  # every address must be a multiaddr of the announcer itself (issue 12 #4)
+        problem = _addr_problem(a, ann.node)
+        if problem:
+            raise CapsError("bad_addr", f"{a[:80]}: {problem}")
+    out = _caps_dict(ann)
+    out.update(node=ann.node, addrs=list(ann.addrs), ts=float(ann.ts), seq=ann.seq, ttl=ann.ttl)
     return out
 
 
 def check_announcement(ann: Any) -> dict:
     if not isinstance(ann, dict):
         raise CapsError("malformed", "announcement must be a map")
-    out = check_capabilities(ann)
-    if not _str(ann.get("node"), 128, 1):
-        raise CapsError("malformed", "node")
-    addrs = ann.get("addrs", [])
-    if not isinstance(addrs, list) or len(addrs) > 16 or not all(_str(a, 256, 1) for a in addrs):
-        raise CapsError("malformed", "addrs")
-    if not _num(ann.get("ts"), 0, 2**40):
-        raise CapsError("malformed", "ts")
-    if not _int(ann.get("seq"), 0, 2**63 - 1):
-        raise CapsError("malformed", "seq")
-    ttl = ann.get("ttl", 30)
-    if not _int(ttl, 1, 3600):
-        raise CapsError("malformed", "ttl")
-    for a in addrs:  # every address must be a multiaddr of the announcer itself (issue 12 #4)
-        if _addr_problem(a, ann["node"]):
-            raise CapsError("bad_addr", f"{a[:80]}: {_addr_problem(a, ann['node'])}")
-    out.update(node=ann["node"], addrs=list(addrs), ts=float(ann["ts"]), seq=ann["seq"], ttl=ttl)
-    return out
+    try:
+        return _checked(frames.capabilities_from(ann, frames.Announcement))
+    except FrameError as exc:
+        raise CapsError(exc.reason, str(exc)) from None
 
 
 def _addr_problem(addr: str, node: str) -> str | None:
@@ -218,13 +156,12 @@ class CapsValidator:
             raise CapsError("oversized", str(len(data)))
         if not self._allow(origin):
             raise CapsError("rate_limited")
-        env = unpack(bytes(data), self.max_size) if data else None
-        if not isinstance(env, dict) or set(env) != {"a", "s"}:
-            raise CapsError("malformed", "envelope")
-        body, sig = env["a"], env["s"]
-        if not isinstance(body, bytes) or not isinstance(sig, bytes):
-            raise CapsError("malformed", "envelope types")
-        ann = check_announcement(unpack(body, self.max_size))
+        try:
+            env = frames.decode_caps(bytes(data), frames.CapsEnvelope, self.max_size)
+            body, sig = env.a, env.s
+            ann = _checked(frames.decode_caps(body, frames.Announcement, self.max_size))
+        except FrameError as exc:
+            raise CapsError(exc.reason, str(exc)) from None
         if ann["node"] != origin:
             raise CapsError("forged", "node != gossip origin")
         if not keys.verify(origin, CAPS_DOMAIN + body, sig):

@@ -139,6 +139,82 @@ def decode_reply(data: bytes, max_size: int) -> MsgReply:
     return _decode(_msg_reply, data, max_size)  # type: ignore[no-any-return]
 
 
+# ---------------------------------------------------------------- capability announcements (§3)
+
+Short = Annotated[str, Meta(min_length=1, max_length=64)]
+Model = Annotated[str, Meta(min_length=1, max_length=256)]
+
+
+class Gpu(Struct, frozen=True):
+    name: Annotated[str, Meta(max_length=128)]
+    vram_total: Annotated[int, Meta(ge=0, le=2**44)] = 0  # bytes, < 16 TiB
+    vram_free: Annotated[int, Meta(ge=0, le=2**44)] = 0
+    cuda: Annotated[str, Meta(max_length=32)] | None = ""
+
+    def __post_init__(self) -> None:
+        if self.vram_free > self.vram_total:
+            raise ValueError("Expected vram_free <= vram_total - at `$.gpus`")
+
+
+class Cpu(Struct, frozen=True):
+    cores: Annotated[int, Meta(ge=0, le=4096)] = 0
+    ram: Annotated[int, Meta(ge=0, le=2**50)] = 0
+
+
+class Capabilities(Struct, frozen=True):
+    """What a worker announces it serves (Federation.set_capabilities); unknown fields dropped."""
+
+    gpus: Annotated[list[Gpu], Meta(max_length=64)] = []
+    cpu: Cpu = Cpu()
+    models: Annotated[dict[Short, Annotated[list[Model], Meta(max_length=256)]], Meta(max_length=16)] = {}
+    prices: Annotated[dict[Short, Annotated[int, Meta(ge=0, le=10**12)]], Meta(max_length=16)] = {}  # micro-tokens
+    surge: Annotated[float, Meta(ge=1.0, le=100.0)] = 1.0
+    queue: Annotated[int, Meta(ge=0, le=10**6)] = 0
+    capacity: Annotated[int, Meta(ge=0, le=10**5)] = 1
+    version: Annotated[str, Meta(max_length=64)] = ""
+
+
+class Announcement(Capabilities, frozen=True, kw_only=True):
+    """A signed announcement's body: the capabilities, who, where, when (federation/caps.py)."""
+
+    node: Annotated[str, Meta(min_length=1, max_length=128)]
+    addrs: Annotated[list[Model], Meta(max_length=16)] = []
+    ts: Annotated[float, Meta(ge=0, le=2**40)]
+    seq: Annotated[int, Meta(ge=0, le=2**63 - 1)]
+    ttl: Annotated[int, Meta(ge=1, le=3600)] = 30
+
+
+class CapsEnvelope(Struct, forbid_unknown_fields=True, frozen=True):
+    a: bytes  # canonical msgpack of the Announcement
+    s: Annotated[bytes, Meta(max_length=64)]  # Ed25519 over the caps domain tag + a
+
+
+def capabilities_from(obj: Any, typ: type = Capabilities) -> Any:
+    """A dict (the application's, or a decoded announcement) -> typed capabilities; FrameError
+    `absurd` for a value out of range, `malformed` for anything else."""
+    try:
+        return msgspec.convert(obj, typ)
+    except msgspec.ValidationError as exc:
+        raise FrameError(_caps_reason(str(exc)), str(exc)[:200]) from None
+
+
+def decode_caps(data: bytes, typ: type, max_size: int) -> Any:
+    if len(data) > max_size:
+        raise FrameError("oversized", f"{len(data)} > {max_size}")
+    try:
+        return msgspec.msgpack.decode(data, type=typ)
+    except msgspec.ValidationError as exc:
+        raise FrameError(_caps_reason(str(exc)), str(exc)[:200]) from None
+    except Exception as exc:
+        raise FrameError("malformed", f"{type(exc).__name__}: {exc}"[:200]) from None
+
+
+def _caps_reason(msg: str) -> str:
+    """`absurd`: a number out of range or too many GPUs (well-formed, not believable); else `malformed`."""
+    numeric = msg.startswith(("Expected `int` >", "Expected `int` <", "Expected `float` >", "Expected `float` <"))
+    return "absurd" if numeric or "vram" in msg or msg.endswith("at `$.gpus`") else "malformed"
+
+
 def _reason(msg: str) -> str:
     if "missing required field `type`" in msg:
         return "no_type"

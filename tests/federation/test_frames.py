@@ -220,3 +220,18 @@ async def test_messenger_on_memory_streams():
     assert messenger.stats == {"handled": 1, "refused": 2, "bad": 2}
     with pytest.raises(FrameError):
         frames.decode_reply(msgpack.packb({"ok": "yes"}), 1024)
+
+
+def test_capabilities_typed_with_reasons():
+    c = frames.capabilities_from({"prices": {"chat": 5}, "surge": 2, "extra": 1})
+    assert c.prices == {"chat": 5} and c.surge == 2.0 and c.capacity == 1
+    for bad, reason in [({"prices": {"chat": 10**13}}, "absurd"), ({"surge": 0.5}, "absurd"),
+                        ({"gpus": [{"name": "g", "vram_total": 1, "vram_free": 2}]}, "absurd"),
+                        ({"prices": {"chat": "5"}}, "malformed"), ({"models": {"": ["m"]}}, "malformed"),
+                        ({"cpu": {"cores": True}}, "malformed")]:
+        with pytest.raises(FrameError) as ei:
+            frames.capabilities_from(bad)
+        assert ei.value.reason == reason, bad
+    with pytest.raises(FrameError) as ei:  # node, ts and seq are required in an announcement
+        frames.decode_caps(msgpack.packb({"prices": {}}), frames.Announcement, 1024)
+    assert ei.value.reason == "malformed"
