@@ -253,6 +253,22 @@ class NodeService:
                 "per_kind": per_kind,
                 "most_users_at_once": {"count": peak[0], "at": peak[1]} if peak else {"count": 0, "at": None}}
 
+    def welcome(self, user: str, online_now: int, recent: int = 5) -> dict:
+        """The original RENT-A-HAL's "welcome back" (docs/ui.md): this user's recent queries and
+        lifetime cost, the system's total cost, the average time per kind, users online now and the
+        most ever. Only this user's own prompts are in it."""
+        store = self._store
+        self.note_users_at_once(online_now)
+        queries, cost = store.user_totals(user)
+        totals = store.kind_totals()
+        peak = store.peak(USERS_AT_ONCE)
+        return {"user": {"queries": queries, "cost": cost,
+                         "recent": [{"kind": h["kind"], "prompt": h["prompt"][:120], "status": h["status"],
+                                     "cost": h["cost"], "at": h["created"]} for h in store.history(user, recent)]},
+                "system": {"queries": sum(t[1] for t in totals), "cost": sum(t[4] for t in totals),
+                           "avg_ms": {kind: round(avg) for kind, _, _, avg, _ in totals if avg is not None}},
+                "online_now": online_now, "most_ever": peak[0] if peak else online_now}
+
     def served_kinds(self, kinds: tuple[str, ...]) -> dict[str, str | None]:
         """kind -> who serves it ("local:MODEL" or "peer:ID"), or None."""
         out: dict[str, str | None] = {}

@@ -144,6 +144,11 @@ class Store:
             "SELECT kind, COUNT(*), SUM(status='done'), AVG(CASE WHEN status='done' THEN duration_ms END), SUM(cost) "
             "FROM queries GROUP BY kind ORDER BY kind")]
 
+    def user_totals(self, user: str) -> tuple[int, int]:
+        """(queries, cost in micro-tokens) of one user, lifetime."""
+        n, cost = self.conn.execute("SELECT COUNT(*), SUM(cost) FROM queries WHERE user=?", (user,)).fetchone()
+        return n, cost or 0
+
     def user_counts(self) -> tuple[int, int]:
         """(users ever seen, users who sent at least one query)."""
         ever = self.conn.execute("SELECT COUNT(*) FROM users").fetchone()[0]

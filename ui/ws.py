@@ -94,7 +94,8 @@ class Connection:
         svc = self.state.service
         self.sysop = isinstance(token, str) and svc.is_sysop_token(token)
         await self.push({"type": "welcome", "user": self.user, "peer_id": svc.peer_id,
-                         "banned": svc.is_banned(self.user), "broadcasts": list(self.state.broadcasts)})
+                         "banned": svc.is_banned(self.user), "broadcasts": list(self.state.broadcasts),
+                         "summary": svc.welcome(self.user, len(self.state.connections))})
 
     async def on_ping(self, msg: dict) -> None:
         await self.push({"type": "pong", "t": msg.get("t") if isinstance(msg.get("t"), (int, float)) else None})

@@ -6,7 +6,7 @@ import { modelNote } from "./errors.js";
 import { initGrid } from "./grid.js";
 import { initImagine } from "./imagine.js";
 import { initSysop } from "./sysop.js";
-import { $, $$, el, tokens } from "./util.js";
+import { $, $$, el, seconds, tokens } from "./util.js";
 import { initVision } from "./vision.js";
 import { initVoice } from "./voice.js";
 import { initWallet } from "./wallet.js";
@@ -93,6 +93,21 @@ function showBroadcast(m) {
   $("#broadcasts").append(box);
 }
 
+// RENT-A-HAL's "welcome back" in the chat's welcome: your recent queries and lifetime cost, the
+// system's total cost and average time per kind, users online now and the most ever
+function showWelcome(w) {
+  const mine = w.user.queries ? `Welcome back: ${w.user.queries} ${w.user.queries === 1 ? "query" : "queries"}, lifetime cost ${tokens(w.user.cost)}.`
+    : "Welcome: nothing asked yet.";
+  const avg = Object.entries(w.system.avg_ms).map(([k, ms]) => `${k} ${seconds(ms)}`).join(", ");
+  const box = el("section", { id: "welcome-back", class: "small", "aria-label": "welcome back" },
+    el("p", {}, el("b", { text: mine })),
+    w.user.recent.length ? el("ul", {}, ...w.user.recent.map((q) => el("li", { text: `${q.kind}: ${q.prompt || "—"} (${tokens(q.cost)})` }))) : "",
+    el("p", { class: "muted", text: `System: ${w.system.queries} queries, cost ${tokens(w.system.cost)}${avg ? ` · average ${avg}` : ""} · `
+      + `${w.online_now} online now, most ever ${w.most_ever}` }));
+  const old = $("#welcome-back");
+  if (old) old.replaceWith(box); else $("#chat-welcome").append(box);
+}
+
 function stopAll() {
   for (const job of jobs) job.cancel();
   jobs.clear();
@@ -155,6 +170,7 @@ socket.addEventListener("message", (e) => {
   const m = e.detail;
   if (m.type === "broadcast") showBroadcast(m);
   else if (m.type === "welcome") {
+    if (m.summary) showWelcome(m.summary);
     for (const b of m.broadcasts || []) if (Date.now() / 1000 - b.at < 600) showBroadcast(b);
     if (m.banned) notify("this user is banned on this node");
   } else if (m.type === "error" && m.message) notify(m.message);
