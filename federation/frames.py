@@ -13,6 +13,7 @@ result frame's `receipt` field as its canonical bytes; the intent protocol only 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Annotated, Any, Union
 
 import msgspec
@@ -198,15 +199,12 @@ def capabilities_from(obj: Any, typ: type = Capabilities) -> Any:
         raise FrameError(_caps_reason(str(exc)), str(exc)[:200]) from None
 
 
+_caps_decoders = {t: msgspec.msgpack.Decoder(t) for t in (CapsEnvelope, Announcement)}
+
+
 def decode_caps(data: bytes, typ: type, max_size: int) -> Any:
-    if len(data) > max_size:
-        raise FrameError("oversized", f"{len(data)} > {max_size}")
-    try:
-        return msgspec.msgpack.decode(data, type=typ)
-    except msgspec.ValidationError as exc:
-        raise FrameError(_caps_reason(str(exc)), str(exc)[:200]) from None
-    except Exception as exc:
-        raise FrameError("malformed", f"{type(exc).__name__}: {exc}"[:200]) from None
+    """CapsEnvelope or Announcement from gossip bytes; FrameError `absurd` or `malformed`."""
+    return _decode(_caps_decoders[typ], data, max_size, _caps_reason, "malformed")
 
 
 def _caps_reason(msg: str) -> str:
@@ -232,23 +230,20 @@ def decode(data: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> Frame:
     return _decode(_decoder, data, max_frame)  # type: ignore[no-any-return]
 
 
-def _decode(decoder: msgspec.msgpack.Decoder, data: bytes, max_frame: int) -> Any:
-    if len(data) > max_frame:
-        raise FrameError("oversized", f"{len(data)} > {max_frame}")
+def _decode(decoder: msgspec.msgpack.Decoder, data: bytes, max_size: int,
+            reason: Callable[[str], str] = _reason, junk: str = "undecodable") -> Any:
+    if len(data) > max_size:
+        raise FrameError("oversized", f"{len(data)} > {max_size}")
     try:
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
-        msg = str(exc)
-        return _raise(_reason(msg), msg[:200])
+        raise FrameError(reason(str(exc)), str(exc)[:200]) from None
     except Exception as exc:  # msgspec.DecodeError, RecursionError: all mean "undecodable"
-        return _raise("undecodable", f"{type(exc).__name__}: {exc}"[:200])
+        raise FrameError(junk, f"{type(exc).__name__}: {exc}"[:200]) from None
 
 
-def _raise(reason: str, detail: str) -> Any:
-    raise FrameError(reason, detail)
-
-
-def encode(frame: Frame) -> bytes:
+def encode(frame: Any) -> bytes:
+    """msgpack of a typed frame (or of a map, for `from_dict`)."""
     try:
         return _encoder.encode(frame)
     except Exception as exc:  # an output value msgpack cannot carry
@@ -264,14 +259,7 @@ def from_dict(obj: Any) -> Frame:
         raise FrameError("no_type")
     if ftype not in TYPES:
         raise FrameError("unknown_type", ftype[:64])
-    return decode(encode_any(obj))
-
-
-def encode_any(obj: Any) -> bytes:
-    try:
-        return _encoder.encode(obj)
-    except Exception as exc:
-        raise FrameError("unencodable", f"{type(exc).__name__}: {exc}"[:200]) from None
+    return decode(encode(obj))
 
 
 def to_dict(frame: Frame) -> dict[str, Any]:

@@ -210,7 +210,7 @@ async def test_messenger_on_memory_streams():
             raw = await read_frame_bytes(client, max_frame=1 << 20, timeout=5)
         return frames.decode_reply(raw, 1 << 20)
 
-    ok = await ask(frames.encode_any(frames.MsgRequest(type="pay", body={"entry": "e"})))
+    ok = await ask(frames.encode(frames.MsgRequest(type="pay", body={"entry": "e"})))
     assert ok == frames.MsgReply(ok=True, body={"earn_seq": 3, "from": "client"})
     refused = await ask(msgpack.packb({"type": "pay", "body": {"entry": "bad"}}))
     assert (refused.ok, refused.code, refused.message) == (False, "BadSignature", "no")
