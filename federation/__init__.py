@@ -1,6 +1,6 @@
 """libp2p federation layer of mtor-node: host, realms, capability gossip, DHT, intents, peers.
 
-Never imports mtor_node, ledger or ui (DESIGN §2).
+Never imports mtor_node, ledger or ui (docs/architecture.md, "Packages and import direction").
 """
 
 # Lazy (PEP 562): `federation.kinds` and `federation.pricing` are pure and imported by the CLI and

@@ -1,6 +1,6 @@
 """libp2p host construction: Noise-only, Yamux, one connection per peer, optional pnet PSK.
 
-Why each setting (see DESIGN §12):
+Why each setting (see docs/protocol.md §1 "Transport and identity", §2 "Realms"):
 - sec_opt is given explicitly: py-libp2p's default also offers plaintext, secio and TLS.
 - max_connections_per_peer=1: otherwise every dial waits ~250 ms for a second connection.
 - upgrade timeouts are short (default 3 s instead of 10 s): with a wrong pnet key the

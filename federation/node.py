@@ -742,7 +742,7 @@ class Federation:
 
     async def _shutdown(self) -> None:
         # Disconnect before leaving the pubsub/gossipsub service contexts: a message arriving
-        # while they tear down raises "Nursery is closed to new arrivals" (DESIGN §12).
+        # while they tear down raises "Nursery is closed to new arrivals" (py-libp2p 0.8.1).
         await self.client.close_all()
         network = self.host.get_network()
         for pid, conns in list(network.connections.items()):

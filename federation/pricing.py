@@ -1,4 +1,4 @@
-"""Prices, quotes, charges and the surge multiplier (DESIGN §5 "Surge pricing", §8 amounts).
+"""Prices, quotes, charges and the surge multiplier (docs/economy.md §1 amounts, §2 surge).
 
 Pure: no networking, no trio, no clock of its own (every time is passed in), so the daemon and
 the market simulation (tests/benchmarks/sim_market.py) run exactly this code.

@@ -1,4 +1,4 @@
-"""Grants: credits issued by a realm authority (the sysop of a private realm, DESIGN §1).
+"""Grants: credits issued by a realm authority (the sysop of a private realm; docs/ledger.md, "Kinds").
 
 The authority signs a voucher {realm, to, amount, id, authority} over DOMAIN_GRANT + canonical
 bytes and hands it to the member. The member appends a `grant` entry that quotes the voucher.

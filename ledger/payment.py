@@ -1,4 +1,4 @@
-"""The job exchange (DESIGN §8), as functions over a ChainStore; transport is the caller's.
+"""The job exchange (docs/ledger.md, "The job exchange"), as functions over a ChainStore; transport is the caller's.
 
     requester                                   worker
     ---------                                   ------

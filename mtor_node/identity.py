@@ -1,4 +1,5 @@
-"""One Ed25519 seed per node, three views: libp2p peer id, ledger key, Solana address (DESIGN §4)."""
+"""One Ed25519 seed per node, three views: libp2p peer id, ledger key, Solana address
+(docs/ledger.md, "Identity and domain tags")."""
 
 from __future__ import annotations
 

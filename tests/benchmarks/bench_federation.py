@@ -1,4 +1,4 @@
-"""Federation benchmarks (DESIGN §10). Run: python tests/benchmarks/bench_federation.py [--quick]
+"""Federation benchmarks (targets: docs/benchmarks.md, "Targets"). Run: python tests/benchmarks/bench_federation.py [--quick]
 
 (a) intent round trip broker -> echo worker in another process, vs a raw py-libp2p
     request/response (new stream, write, read) to the same process, interleaved in one run;

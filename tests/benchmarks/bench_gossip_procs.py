@@ -4,7 +4,7 @@
 
 Node 0 changes its announced chat price; every other node prints when it first sees each price.
 All processes are on 127.0.0.1 and share the machine's clock, so latency = seen - sent.
-Target (DESIGN §10): p99 <= 1 s. bench_federation.py measures the same with all nodes in one
+Target (docs/benchmarks.md, "Targets"): p99 <= 1 s. bench_federation.py measures the same with all nodes in one
 process, where 20 nodes starve one event loop.
 """
 

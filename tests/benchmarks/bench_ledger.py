@@ -2,7 +2,7 @@
 
     python tests/benchmarks/bench_ledger.py [N]
 
-Targets (DESIGN §10): sign + append >= 5,000 entries/s; verify >= 10,000 entries/s;
+Targets (docs/benchmarks.md, "Targets"): sign + append >= 5,000 entries/s; verify >= 10,000 entries/s;
 anchoring: one transaction per batch whatever its size. Noisy shared machines: read ratios.
 """
 

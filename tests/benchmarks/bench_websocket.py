@@ -1,6 +1,6 @@
 """1,000 concurrent WebSocket clients submitting chat intents to an echo-backend node on 127.0.0.1.
 
-Target (DESIGN §10): p99 ≤ 1 s, no errors. Each client opens /ws, says hello, submits one chat
+Target (docs/benchmarks.md, "Targets"): p99 ≤ 1 s, no errors. Each client opens /ws, says hello, submits one chat
 intent and reads its events to the result; latency is submit -> result as the client sees it.
 All clients are connected before the first one submits (a barrier), so the intents really are
 concurrent; connection set-up is reported separately. The node runs in its own process (as it
