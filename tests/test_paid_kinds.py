@@ -134,6 +134,31 @@ async def test_a_receipt_for_another_result_is_refused(tmp_path):
         assert broker.ledger.balance() == GRANT and broker.ledger.available() == GRANT
 
 
+async def test_a_receipt_priced_above_the_quote_or_the_work_is_refused(tmp_path):
+    """Issue 12 finding 7: a receipt priced above the accepted quote (the hold allowed more) is not
+    paid; nor is one that asks the full quote for a 2-token answer quoted at 500 tokens."""
+    async with AsyncExitStack() as stack:
+        broker, (worker,) = await start(stack, tmp_path)
+        honest = worker.ledger.make_receipt
+        for lie, words in (("over_quote", "above the accepted quote"), ("full_price", "above what they cost")):
+            def lying(job, requester, kind, model, units, price, digest, lie=lie):
+                quoted = worker_quotes[job]
+                return honest(job, requester, kind, model, units, quoted + 256 if lie == "over_quote" else quoted, digest)
+
+            worker.ledger.make_receipt = lying
+            intent = Intent(kind="chat", messages=[{"role": "user", "content": "hi there"}], user="eve",
+                            params={"max_tokens": 500})
+            intent.validate()
+            worker_quotes = {intent.id: broker.network.quote(intent)["price"]}
+            final = await run(broker, intent)
+            assert final["type"] == "error" and final["code"] == "bad_receipt", final
+            assert words in final["message"], final["message"]
+            assert broker.ledger.balance() == GRANT and broker.ledger.available() == GRANT  # nothing paid or held
+            assert worker.ledger.balance() == 0
+            broker.federation.peers.get(worker.peer_id).health = 100  # next round: the worker is tried again
+            broker.federation.peers.get(worker.peer_id).ban_until = 0
+
+
 async def test_a_price_that_moved_above_the_quote_fails_over_and_is_never_paid(tmp_path):
     async with AsyncExitStack() as stack:
         broker, workers = await start(stack, tmp_path, n_workers=2, prices={"chat": 1000})

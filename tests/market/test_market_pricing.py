@@ -151,3 +151,20 @@ def test_announcement_roundtrip_and_peak():
     from federation.caps import check_capabilities  # the gossip validator accepts the map
 
     assert check_capabilities({"prices": ann, "surge": 2.5})["prices"] == ann
+
+
+def test_max_charge_bounds_a_receipt_by_the_accepted_quote():
+    """What a broker pays at most for `units` of work it accepted at `quoted` for `estimated`
+    units (issue 12 finding 7): never above the quote, scaled down when less work was delivered,
+    whatever surge the worker applied."""
+    t = PriceTable({"chat": 3000})
+    est = 500
+    for surge in (1.0, 1.5, 4.0, 10.0):
+        quoted = t.price("chat", est, surge)
+        assert t.max_charge("chat", quoted, est, est) == quoted
+        assert t.max_charge("chat", quoted, est * 3, est) == quoted  # more units than quoted: still the quote
+        for units in (0, 1, 2, 37, 499):
+            bound = t.max_charge("chat", quoted, units, est)
+            assert t.price("chat", units, surge) <= bound <= quoted
+        assert t.max_charge("chat", quoted, 2, est) < quoted // 100  # 2 tokens of 500: ~0.4 % of the quote
+    assert t.max_charge("chat", 1, 10**6, est) == 1  # accepted at 1: 1 at most, whatever is claimed
