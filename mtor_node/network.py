@@ -220,6 +220,9 @@ class Network:
             return
         if price and ledger is not None:
             limit, unsettled = credit_limit(self.node.config)
+            backing = await self.settler.payer_backing(requester) if unsettled else None
+            if backing is not None and backing < limit:  # no more credit than the payer holds on chain
+                limit = backing
             try:
                 ledger.check_credit(requester, price, limit, include_unsettled=unsettled)
             except Exception as e:  # CreditLimitExceeded, or a banned/unknown payer
@@ -227,8 +230,10 @@ class Network:
                 message = str(e)
                 if unsettled:  # SWAP: name the debt and how it gets settled
                     debt = ledger.accounts.outstanding(requester, include_unsettled=True)
-                    message = (f"you owe this worker {debt} micro-tokens unsettled; a job of {price} would pass its "
-                               f"disconnect threshold of {limit}. Settle on chain: your node sends an SPL "
+                    why = (f"what you hold on chain ({backing} micro-tokens of $9000)" if backing is not None
+                           and backing <= limit else f"its disconnect threshold of {limit}")
+                    message = (f"you owe this worker {debt} micro-tokens unsettled; a job of {price} would pass "
+                               f"{why}. Settle on chain: your node sends an SPL "
                                f"TransferChecked by itself once it owes {self.node.config['ledger.payment_threshold']} "
                                f"(ledger.settlement on, SOL for fees, $9000 in its token account), or run "
                                f"`mtor-node wallet settle --peer {_address(self.node.peer_id)}`")

@@ -30,6 +30,9 @@ from .identity import peer_id_from_pubkey, pubkey_from_peer_id
 log = logging.getLogger("mtor.settlement")
 
 CHECK_S = 5.0  # a look at what is owed at least this often (and after every pay)
+BACKING_TTL_S = 60.0  # a payer's on-chain $9000 balance is looked up at most this often
+BACKING_TIMEOUT_S = 3.0  # and never holds a job longer than this (no answer: no cap, said once)
+BACKING_CACHE = 4096  # payers remembered (oldest forgotten first)
 RENOTIFY = 32  # settle-out entries re-announced to their payee at start (idempotent: replays are refused)
 SETTLE_ATTEMPTS = 6  # back-off 0.5 s .. 30 s between them
 TX_TIMEOUT_S = 90.0
@@ -61,6 +64,9 @@ class Settler:
         self.why_not: str | None = None
         self._kick = trio.Event()
         self._busy: dict[bytes, trio.Event] = {}  # peer -> set when its settlement in progress ends
+        self._backing: dict[bytes, tuple[float, int]] = {}  # payer -> (when, $9000 on chain, micro-tokens)
+        self._program = None  # the mint's token program, read from the chain once
+        self._backing_unknown_said = False
         self.stats = {"settled": 0, "settled_amount": 0, "failed": 0, "received": 0, "refused": 0}
 
     def kick(self) -> None:
@@ -176,6 +182,38 @@ class Settler:
             self.network._nursery.start_soon(self.notify, e)
 
     # ---- worker side ---------------------------------------------------------------------------
+
+    async def payer_backing(self, peer: bytes) -> int | None:
+        """What a payer holds of the settlement mint on chain (micro-tokens: the $9000 mint has 6
+        decimals), so that on the grid a worker extends no more credit than is backed by tokens
+        (docs/ledger.md "Settlement"). None when no chain is reachable: then only the disconnect
+        threshold bounds the credit."""
+        if self.client is None or self.mint is None:
+            return None
+        now = trio.current_time()
+        cached = self._backing.get(peer)
+        if cached is not None and now - cached[0] < BACKING_TTL_S:
+            return cached[1]
+        from solders.pubkey import Pubkey
+
+        from ledger.settlement import mint_info
+
+        try:
+            with trio.fail_after(BACKING_TIMEOUT_S):
+                if self._program is None:
+                    self._program = (await mint_info(self.client, self.mint)).program
+                held = await self.client.token_balance(Pubkey.from_bytes(peer), Pubkey.from_string(self.mint), self._program)
+        except Exception as e:  # an RPC that does not answer must not stop the work: no cap then
+            if not self._backing_unknown_said:
+                self._backing_unknown_said = True
+                log.warning("cannot read payers' $9000 balances on chain (%s): credit is bounded by "
+                            "ledger.disconnect_threshold only", e)
+            return None
+        self._backing.pop(peer, None)
+        self._backing[peer] = (now, held)
+        while len(self._backing) > BACKING_CACHE:
+            self._backing.pop(next(iter(self._backing)))
+        return held
 
     async def on_settle(self, peer_id: str, body: dict) -> dict:
         from federation.messages import MessageFailed

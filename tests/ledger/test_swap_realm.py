@@ -129,3 +129,37 @@ async def test_settles_by_itself_and_refuses_a_payer_past_the_disconnect_thresho
             for n in (worker, b, lazy):
                 assert n.ledger.verify().ok
             assert sum(n.ledger.balance() for n in (worker, b, lazy)) == 2 * GRANT
+
+
+async def test_grid_credit_is_no_more_than_the_payer_holds_on_chain(tmp_path):
+    """Self-granted credit is worth nothing to others: where the RPC answers, a worker extends a
+    payer no more credit than its $9000 on chain (issue 13 item 4), and says so."""
+    with LiteSVMRpcServer() as srv:
+        seeds = {n: os.urandom(32) for n in ("w", "broke", "rich")}
+        keys = {n: Pubkey.from_bytes(Signer(s).pubkey) for n, s in seeds.items()}
+        mint = make_mint(srv.svm, [keys["rich"]], 1_000_000)  # "broke" holds none of it
+        for k in keys.values():
+            srv.svm.airdrop(k, SOL)
+        chain = {"rpc_url": srv.url, "mint": str(mint)}
+        async with AsyncExitStack() as stack:
+            for n in seeds:
+                seeded(tmp_path / n, seeds[n])
+            worker = await stack.enter_async_context(running_node(
+                tmp_path / "w", ECHO, p2p={"enabled": True}, node={"roles": ["worker"]}, prices={"chat": PRICE},
+                ledger={**chain, **SWAP}))
+            worker.network.surge.tick = lambda now, **kw: 1.0
+            worker.network.surge.value = lambda now=None: 1.0
+            addr = worker.federation.listen_addrs[0]
+            brokers = {n: await stack.enter_async_context(running_node(
+                tmp_path / n, {}, p2p={"enabled": True, "peers": [addr]}, node={"roles": ["broker"]},
+                ledger={**chain, **SWAP, "dev_grant": GRANT})) for n in ("broke", "rich")}
+            with trio.fail_after(30):
+                while not all(any(p["fresh"] and p["models"] for p in b.federation.peers.snapshot())
+                              for b in brokers.values()):
+                    await trio.sleep(0.05)
+            refused = await run(brokers["broke"], chat("a self-granted fortune", "eve"))
+            assert refused["type"] == "error" and refused["code"] == "credit", refused
+            assert "what you hold on chain (0 micro-tokens of $9000)" in refused["message"], refused["message"]
+            assert brokers["broke"].ledger.balance() == GRANT == brokers["broke"].ledger.available()
+            served = await run(brokers["rich"], chat("backed by tokens", "ann"))
+            assert served["type"] == "result" and served["cost"] > 0, served
