@@ -235,3 +235,15 @@ def test_capabilities_typed_with_reasons():
     with pytest.raises(FrameError) as ei:  # node, ts and seq are required in an announcement
         frames.decode_caps(msgpack.packb({"prices": {}}), frames.Announcement, 1024)
     assert ei.value.reason == "malformed"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | msgpack_values.map(lambda v: msgpack.packb(v)))
+def test_fuzz_every_decoder_only_frame_errors(data):
+    for decode in (frames.decode, lambda d: frames.decode_message(d, 1 << 16), lambda d: frames.decode_reply(d, 1 << 16),
+                   lambda d: frames.decode_caps(d, frames.Announcement, 1 << 16),
+                   lambda d: frames.decode_caps(d, frames.CapsEnvelope, 1 << 16)):
+        try:
+            decode(data)
+        except FrameError:
+            pass
