@@ -15,9 +15,11 @@ import pkgutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .client import ClientError, client_of, data_dir_of
+from .config import KEYS, Bool, Key, Str, StrList
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -47,50 +49,75 @@ def cmd_init(args) -> int:
     return 0
 
 
-def _overrides(args) -> dict:
-    o = {}
-    if args.roles:
-        o["node.roles"] = [r.strip() for r in args.roles.split(",") if r.strip()]
-    port = args.port if args.port is not None else os.environ.get("MTOR_PORT")
-    if port is not None:
-        try:
-            o["http.port"] = int(port)
-        except ValueError:
-            o["http.port"] = port  # reported by the config check with the allowed range
-    if args.host:
-        o["http.host"] = args.host
-    if args.p2p_port is not None:
-        o["p2p.port"] = args.p2p_port
-    if args.p2p_host:
-        o["p2p.host"] = args.p2p_host
-    if args.realm_secret:
-        o["p2p.realm_secret"] = args.realm_secret
-    if args.peer:
-        o["p2p.peers"] = list(args.peer)
-    if args.airgap:
-        o["p2p.airgap"] = True
-    if args.no_p2p:
-        o["p2p.enabled"] = False
-    for flag, key in (("listen", "p2p.listen"), ("announce", "p2p.announce"), ("relay_via", "p2p.relays"),
-                      ("mdns_interface", "p2p.mdns_interfaces"), ("rendezvous_bootstrap", "p2p.rendezvous_bootstrap")):
-        if getattr(args, flag, None):
-            o[key] = list(getattr(args, flag))
-    if getattr(args, "relay", None):
-        o["p2p.relay_service"] = args.relay
-    if getattr(args, "no_relay_client", False):
-        o["p2p.relay_client"] = False
-    if getattr(args, "max_peers", None) is not None:
-        o["p2p.max_peers"] = args.max_peers
-    if getattr(args, "max_per_ip", None) is not None:
-        o["p2p.max_per_ip"] = args.max_per_ip
-    if getattr(args, "no_hole_punch", False):
-        o["p2p.hole_punch"] = False
-    if getattr(args, "mdns", False) or getattr(args, "mdns_interface", None):
-        o["p2p.mdns"] = True
-    if getattr(args, "no_rendezvous", False):
-        o["p2p.rendezvous"] = False
-    if args.peaking is not None:
-        o["prices.peaking"] = args.peaking
+def _shown(v: Any) -> str:
+    """A key's default as --help shows it."""
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, list):
+        if not v:
+            return "none"
+        return ", ".join(v) if len(v) <= 2 else f"{len(v)} entries"
+    return repr(v) if v == "" else str(v)
+
+
+def flag_help(key: Key) -> str:
+    """A `start` flag's help: its key's comment and default, and the mtor.toml key it overrides."""
+    flag = key.flag
+    assert flag is not None
+    env = f", or ${flag.env}" if flag.env else ""
+    turns = ("turns on: " if flag.switch else "turns off: ") if isinstance(key.check, Bool) else ""
+    form = ""
+    if isinstance(key.check, StrList):
+        form = f"items separated by '{flag.sep}'; " if flag.sep else "repeatable; "
+    default = flag.sep.join(key.default) if flag.sep else _shown(key.default)
+    also = "".join(f"; sets {path} = {json.dumps(v)} too" for path, v in flag.implies)
+    text = f"{turns}{key.comment} ({form}mtor.toml {key.path}, default {default}{env}{also})"
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
+def _add_key_flags(p: argparse.ArgumentParser) -> None:
+    """One `start` option per config key that names a flag (mtor_node/config.py KEYS)."""
+    for key in KEYS:
+        flag = key.flag
+        if flag is None:
+            continue
+        kw: dict[str, Any] = {"dest": flag.dest, "help": flag_help(key)}
+        if isinstance(key.check, Bool):
+            kw["action"] = "store_true"
+        elif isinstance(key.check, StrList) and not flag.sep:
+            kw.update(action="append", default=None, metavar=flag.metavar)
+        else:
+            kw.update(type=key.check.arg_type, default=None, metavar=flag.metavar,
+                      choices=key.check.choices if isinstance(key.check, Str) else None)
+        p.add_argument(flag.name, **kw)
+
+
+def _overrides(args) -> dict[str, Any]:
+    """The config keys the `start` flags (and their environment variables) set; they win over mtor.toml."""
+    o: dict[str, Any] = {}
+    for key in KEYS:
+        flag = key.flag
+        if flag is None:
+            continue
+        v = getattr(args, flag.dest, None)
+        if isinstance(key.check, Bool):
+            if not v:
+                continue
+            v = flag.switch
+        elif v is None or v == "" or v == []:  # an empty value is no value: mtor.toml's stays
+            raw = os.environ.get(flag.env) if flag.env else None
+            if raw is None:
+                continue
+            try:
+                v = key.check.arg_type(raw)
+            except ValueError:
+                v = raw  # reported by the config check with what is allowed
+        elif flag.sep:
+            v = [x.strip() for x in v.split(flag.sep) if x.strip()]
+        elif isinstance(v, list):
+            v = list(v)
+        o[key.path] = v
+        o.update(flag.implies)
     return o
 
 
@@ -326,30 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("start", help="start the node (Ctrl-C stops it cleanly)")
     _add_common(p)
-    p.add_argument("--roles", default=None, help="comma-separated: broker, worker (default: both)")
-    p.add_argument("--port", type=int, default=None, help="HTTP port of the UI and API (default 9000, or $MTOR_PORT)")
-    p.add_argument("--host", default=None, help="HTTP address (default 127.0.0.1; others need http.access_token)")
-    p.add_argument("--p2p-port", type=int, default=None, help="libp2p TCP port (default 9001; 0 = any free port)")
-    p.add_argument("--p2p-host", default=None, help="address libp2p listens on (default 0.0.0.0)")
-    p.add_argument("--realm-secret", default=None, help="join the private realm with this secret (from `mtor-node realm create`)")
-    p.add_argument("--peer", action="append", default=None, metavar="MULTIADDR", help="a peer to connect to (repeatable)")
-    p.add_argument("--airgap", action="store_true", help="no public bootstrap peers, no chain calls; peers only from --peer")
-    p.add_argument("--no-p2p", action="store_true", help="run standalone, without joining a realm")
-    p.add_argument("--listen", action="append", default=None, metavar="ADDR_OR_IFACE", help="listen on this address or interface (repeatable; default --p2p-host)")
-    p.add_argument("--announce", action="append", default=None, metavar="MULTIADDR", help="announce this address instead of the listen ones (repeatable)")
-    p.add_argument("--relay", choices=("auto", "on", "off"), default=None, help="offer relay service to NATed peers (default auto: when publicly reachable)")
-    p.add_argument("--relay-via", action="append", default=None, metavar="MULTIADDR", help="a relay to reserve a slot at when behind NAT (repeatable)")
-    p.add_argument("--no-relay-client", action="store_true", help="never reserve relay slots")
-    p.add_argument("--max-peers", type=int, default=None, help="libp2p connections at most (default 200)")
-    p.add_argument("--max-per-ip", type=int, default=None, help="libp2p connections from one IP at most (default 8)")
-    p.add_argument("--no-hole-punch", action="store_true", help="do not try to turn relayed connections into direct ones")
-    p.add_argument("--mdns", action="store_true", help="find peers on the LAN by mDNS")
-    p.add_argument("--mdns-interface", action="append", default=None, metavar="IFACE", help="interface mDNS may use (repeatable; implies --mdns)")
-    p.add_argument("--no-rendezvous", action="store_true", help="do not use the public DHT rendezvous")
-    p.add_argument("--rendezvous-bootstrap", action="append", default=None, metavar="MULTIADDR", help="DHT bootstrap peer for the rendezvous (repeatable; default: public libp2p bootstrap peers)")
+    _add_key_flags(p)  # the flags that override a mtor.toml key, with its comment and default
     p.add_argument("--price", action="append", default=None, metavar="KIND=MICROTOKENS",
                    help="override a base price without editing the config (repeatable; KIND@MODEL too)")
-    p.add_argument("--peaking", type=float, default=None, help="take work only while this worker's surge is at least this")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--log-format", choices=("text", "json"), default="text",
                    help="json: one JSON object per log line (console and logs/mtor-node.log)")
