@@ -323,7 +323,7 @@ class PeakingPolicy:
 
 @dataclass
 class SurgeConfig:
-    cap: float = 10.0  # the highest multiplier (DESIGN: default 10x)
+    cap: float = 10.0  # the highest multiplier (docs/economy.md §2)
     alpha: float = 0.3  # EWMA weight of one observation
     idle_half_life_s: float = 20.0  # with no observations, load decays toward 1 with this half-life
     max_step: float = 1.0  # most the announced surge moves per announcement (tick)
