@@ -8,7 +8,8 @@ hash or a signature never depends on who serialised the object.
 The encoder is msgspec's with `order="sorted"`, the same rule federation signs capability
 announcements with (federation/frames.py `canonical`; the two packages do not import each other,
 tests/federation/test_frames.py checks they agree byte for byte, and that these are the bytes
-msgpack-python gives for sorted maps, so receipts and grants already on disk still verify).
+msgpack-python gives for sorted maps, so entries, receipts and grants already on disk still verify:
+tests/ledger/test_ledger_golden.py).
 """
 
 from __future__ import annotations
@@ -25,19 +26,6 @@ MAX_INT = 2**63 - 1  # amounts, seqs and times fit SQLite's INTEGER
 # no balance, can be larger. Bounding every amount by it keeps every SQLite SUM far from 2**63.
 MAX_AMOUNT = 10**15
 MAX_DEPTH = 6
-
-
-def sort_keys(obj: Any) -> Any:
-    # str keys only (decoders enforce it); Python orders str by code point, which is the same
-    # order as their UTF-8 bytes, so a plain sort is the canonical byte order.
-    t = type(obj)
-    if t is dict:
-        return {k: sort_keys(v) for k, v in sorted(obj.items())}
-    if t is list or t is tuple:
-        return [sort_keys(v) for v in obj]
-    return obj
-
-
 _SORTED = msgspec.msgpack.Encoder(order="sorted")
 
 

@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable
 
-import msgpack
-
-from .encoding import MAX_AMOUNT, MAX_INT, check_dict, get_bytes, get_int, get_str, sort_keys, unpack
+from .encoding import MAX_AMOUNT, MAX_INT, canonical, check_dict, get_bytes, get_int, get_str, unpack
 from .errors import BadSignature, DecodeError
 from .grants import GrantVoucher
 from .keys import DOMAIN_ENTRY, Signer, address, verify_sig
@@ -163,22 +161,15 @@ class Entry:
         return d
 
     @cached_property
-    def _sorted_body(self) -> dict:
-        return sort_keys(self.body)
-
-    @cached_property
     def signing_bytes(self) -> bytes:
-        # top-level keys written in canonical (sorted) order; only the body needs sorting
-        return msgpack.packb({"author": self.author, "body": self._sorted_body, "kind": self.kind,
-                              "prev": self.prev, "seq": self.seq, "time": self.time, "v": 1},
-                             use_bin_type=True)
+        return canonical({"author": self.author, "body": self.body, "kind": self.kind,
+                          "prev": self.prev, "seq": self.seq, "time": self.time, "v": 1})
 
     @cached_property
     def raw(self) -> bytes:
         """Canonical bytes of the signed entry: what is stored, sent and hashed."""
-        return msgpack.packb({"author": self.author, "body": self._sorted_body, "kind": self.kind,
-                              "prev": self.prev, "seq": self.seq, "sig": self.sig, "time": self.time,
-                              "v": 1}, use_bin_type=True)
+        return canonical({"author": self.author, "body": self.body, "kind": self.kind,
+                          "prev": self.prev, "seq": self.seq, "sig": self.sig, "time": self.time, "v": 1})
 
     def to_bytes(self) -> bytes:
         return self.raw

@@ -13,7 +13,16 @@ from federation.frames import FrameError
 from federation.intent_protocol import IntentServer
 from federation.wire import encode_frame, read_frame, read_frame_bytes
 from ledger.encoding import canonical as ledger_canonical
-from ledger.encoding import sort_keys
+
+
+def sort_keys(obj):
+    """The v1 rule, as msgpack-python was fed it: every map's keys sorted (str keys: code point
+    order, which is UTF-8 byte order)."""
+    if isinstance(obj, dict):
+        return {k: sort_keys(v) for k, v in sorted(obj.items())}
+    if isinstance(obj, (list, tuple)):
+        return [sort_keys(v) for v in obj]
+    return obj
 
 ALL = [
     frames.Request(id="r1", kind="chat", model="m", params={"t": 0.5}, inputs={"image": b"\x89PNG"}, max_price=9),

@@ -1,0 +1,52 @@
+"""Entries signed before the one canonical encoder (msgpack-python over sorted maps, commit
+f28cce2) still verify and re-encode to the same bytes (docs/ledger.md): a broker's genesis, a
+deposit and a pay entry that quotes a worker's receipt, as they sit in its SQLite chain."""
+
+from ledger.entry import Entry
+from ledger.receipts import Receipt
+
+GOLDEN = [
+    bytes.fromhex(
+        "88a6617574686f72c4208139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394a4626f647981"
+        "a57265616c6da467726964a46b696e64a767656e65736973a470726576c4200000000000000000000000000000000000"
+        "000000000000000000000000000000a373657100a3736967c4402761f1e80f3a537327de4cbd150a2aca61aef64912e2"
+        "1ba4d0d774a38a4644800c7f1e21fc50a7b8fff4c910e0a512c4d96281b80b52e4913d0a3aac49afa602a474696d65cf"
+        "000001a2536208d0a17601"
+    ),
+    bytes.fromhex(
+        "88a6617574686f72c4208139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394a4626f647984"
+        "a6616d6f756e74ce004c4b40a46d696e74d92b536f313131313131313131313131313131313131313131313131313131"
+        "3131313131313131313131313132a4736c6f7407a27478a3747831a46b696e64a76465706f736974a470726576c420bf"
+        "c909155ff5fe5bd26ebac5a31935232f49554bc9d2630d394c54aba7e6b3f5a373657101a3736967c440ba9f1bd42edf"
+        "15f138151d62a764a3601d059568a4fbffe239f668650eb7a1f0dfde8b8ff77bc2bbe9f4d310351af30404bc0801c941"
+        "dac784056d1100d9df00a474696d65cf000001a2536208d1a17601"
+    ),
+    bytes.fromhex(
+        "88a6617574686f72c4208139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394a4626f647984"
+        "a6616d6f756e74cd0384a36a6f62a56a6f622d31a7726563656970748ba36a6f62a56a6f622d31a46b696e64a4636861"
+        "74a56d6f64656ca16da57072696365cd0384a9726571756573746572c4208139770ea87d175f56a35466c34c7ecccb8d"
+        "8a91b4ee37a25df60f5b8fc9b394a6726573756c74c420000102030405060708090a0b0c0d0e0f101112131415161718"
+        "191a1b1c1d1e1fa3736967c4401f81e2bc833490b4a3bf8517e119387849ac9cdf50406040e32f1606868d0c08d6bc74"
+        "711ee1292f50486db1e0d7c15ca0edc95cbbff06cfa6e5e3384f429c09a474696d65cf000001a2536208d8a5756e6974"
+        "730aa17601a6776f726b6572c4208a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5ca274"
+        "6fc4208a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5ca46b696e64a3706179a4707265"
+        "76c420301e63967844bbe16fa4c583dda3b1ef13272a85d4437fad33033e490c5861a0a373657102a3736967c440b06f"
+        "9d8de33ae3347d94b6ff3db3269e64b959d8e1206e7c10aeca1d97dcba13a5d429fd4155a83fb1f0878ba6695201058a"
+        "79184d91951db561a5635cfeca0ba474696d65cf000001a2536208dba17601"
+    ),
+]
+
+
+def test_entries_signed_by_the_old_encoder_verify_and_re_encode_identically():
+    prev = None
+    for raw in GOLDEN:
+        e = Entry.from_bytes(raw)
+        e.verify()
+        assert e.raw == raw and e.to_bytes() == raw
+        if prev is not None:
+            assert e.prev == prev.hash
+        prev = e
+    pay = Entry.from_bytes(GOLDEN[-1])
+    receipt = Receipt.from_dict(pay.body["receipt"])
+    receipt.verify()
+    assert Receipt.from_bytes(receipt.to_bytes()) == receipt
