@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Protocol
+from typing import TYPE_CHECKING, Awaitable, Callable, Protocol
 
 import trio
 
@@ -21,6 +21,9 @@ from .intents import Intent, IntentError
 from .models import ModelManager
 from .store import Store
 
+if TYPE_CHECKING:
+    from federation.market import RouteResult
+
 log = logging.getLogger("mtor.broker")
 
 POSITION_UPDATE_PERIOD_S = 0.1  # position updates are coalesced: a busy queue must not flood clients
@@ -28,7 +31,11 @@ POSITION_UPDATE_MIN_GAP_S = 1.0
 
 
 class RemoteRouter(Protocol):
-    """Routes intents to other peers (federation). None on a node with no network."""
+    """Routes intents to other peers (mtor_node/remote_router.py). None on a node with no network."""
+
+    def plan(self, intent: Intent, local_model: str | None = None, exclude=(), max_price: int | None = None) -> RouteResult: ...
+
+    def quote(self, intent: Intent, local_model: str | None = None) -> dict: ...
 
     def can_serve(self, intent: Intent) -> bool: ...
 

@@ -189,7 +189,7 @@ class Node:
 
                         self.peer_blocks = PeerBlocks(self.store.conn)  # the sysop's blocks survive a restart
                         self.peer_blocks.apply(self.federation)
-                        self.broker.remote = self.network
+                        self.broker.remote = self.network.router
                         await nursery.start(self.network.run)
                         if self.ledger is not None:
                             from .chain import install_grant_handler

@@ -140,7 +140,7 @@ class NodeService:
             ok = local is not None
             return {"ok": ok, "price": 0 if ok else None, "peer": self.peer_id if ok else None, "local": ok,
                     "message": "" if ok else f"no local model serves {intent.kind}"}
-        return self._node.network.quote(intent, local_model=local)
+        return self._node.network.router.quote(intent, local_model=local)
 
     def prices(self) -> PricesView:
         net = self._node.network

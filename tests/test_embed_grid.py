@@ -17,7 +17,7 @@ async def test_embed_is_routed_and_charged(tmp_path):
         broker, (worker,) = await start(stack, tmp_path, prices=prices)
         intent = Intent(kind="embed", texts=["hello world", "grüße"], user="alice")
         intent.validate()
-        quote = broker.network.quote(intent)
+        quote = broker.network.router.quote(intent)
         assert quote["ok"] and quote["peer"] == worker.peer_id, quote
         final = await run(broker, intent)
         assert final["type"] == "result" and final["peer"] == worker.peer_id, final

@@ -76,7 +76,7 @@ async def test_every_kind_is_charged_from_the_units_it_was_quoted_in(tmp_path):
         broker, (worker,) = await start(stack, tmp_path)
         total = 0
         for intent in intents():
-            quote = broker.network.quote(intent)
+            quote = broker.network.router.quote(intent)
             assert quote["ok"] and quote["peer"] == worker.peer_id, quote
             final = await run(broker, intent)
             assert final["type"] == "result", final
@@ -149,7 +149,7 @@ async def test_a_receipt_priced_above_the_quote_or_the_work_is_refused(tmp_path)
             intent = Intent(kind="chat", messages=[{"role": "user", "content": "hi there"}], user="eve",
                             params={"max_tokens": 500})
             intent.validate()
-            worker_quotes = {intent.id: broker.network.quote(intent)["price"]}
+            worker_quotes = {intent.id: broker.network.router.quote(intent)["price"]}
             final = await run(broker, intent)
             assert final["type"] == "error" and final["code"] == "bad_receipt", final
             assert words in final["message"], final["message"]
@@ -182,7 +182,7 @@ async def test_a_price_that_moved_above_the_quote_fails_over_and_is_never_paid(t
         for i in range(4):
             intent = Intent(kind="chat", messages=[{"role": "user", "content": f"ask {i}"}], user="carol")
             intent.validate()
-            quote = broker.network.quote(intent)["price"]
+            quote = broker.network.router.quote(intent)["price"]
             final = await run(broker, intent)
             assert final["type"] == "result" and final["peer"] == fair.peer_id, final
             assert final["cost"] <= quote

@@ -60,7 +60,7 @@ async def test_cheapest_worker_serves_and_is_paid_exactly_once(tmp_path):
         for w in workers:  # load is not under test: on a loaded machine the echo's latency can raise the surge
             w.network.surge.tick = lambda now, **kw: 1.0
         cheapest = workers[1]
-        quote = broker.network.quote(chat("x y z"))
+        quote = broker.network.router.quote(chat("x y z"))
         assert quote["ok"] and quote["peer"] == cheapest.peer_id
         costs = []
         for i in range(5):

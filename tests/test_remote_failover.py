@@ -1,14 +1,13 @@
-"""The broker's remote path (Network.plan / run_remote) against an in-memory federation.
+"""The broker's remote path (RemoteRouter.plan / run_remote) against an in-memory federation.
 
 The fake stands at the one seam the daemon uses to reach workers, `Federation.request_intent`, and
 gives `Federation.offers` from a real PeerTable (httpx's MockTransport is the model): no libp2p,
 no sockets. Routing is `federation.market.route` (docs/protocol.md §6); the failover loop is the
-daemon's (mtor_node/network.py run_remote), the only one.
+daemon's (mtor_node/remote_router.py run_remote), the only one.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Awaitable, Callable
 
 import pytest
@@ -16,10 +15,11 @@ import trio
 
 from federation import IntentFailed
 from federation.peers import PeerTable, PeerView
-from mtor_node import network as network_mod
+from mtor_node import remote_router as router_mod
 from mtor_node.backends import BackendError
-from mtor_node.config import load
 from mtor_node.intents import Intent
+from mtor_node.payments import Payments
+from mtor_node.remote_router import RemoteRouter
 
 Answer = Callable[[dict, Callable[[dict], Awaitable[None]] | None], Awaitable[dict]]
 
@@ -69,18 +69,22 @@ def serves(text: str) -> Answer:
 
 
 @pytest.fixture
-def net(tmp_path, monkeypatch) -> network_mod.Network:
-    monkeypatch.setattr(network_mod, "Federation", FakeFederation)
-    node = SimpleNamespace(config=load(tmp_path / "mtor.toml"), identity=SimpleNamespace(seed=b"\x01" * 32),
-                           price_overrides={}, ledger=None, broker=None, models=None, peer_id="me", roles=["broker"])
-    return network_mod.Network(node)
+def net() -> RemoteRouter:
+    """The broker's router on a node without a ledger (free work) and without a local worker."""
+    fed = FakeFederation()
+
+    async def no_back_pressure(peer: bytes) -> None:
+        return None
+
+    payments = Payments(fed, None, None, {}, lambda: None)  # type: ignore[arg-type]
+    return RemoteRouter(fed, "me", payments, lambda *a: None, no_back_pressure)  # type: ignore[arg-type]
 
 
 def chat(**kw: object) -> Intent:
     return Intent(kind="chat", model="echo", messages=[{"role": "user", "content": "hi"}], timeout=10, **kw)
 
 
-async def run(net: network_mod.Network, intent: Intent) -> tuple[dict, str, list[dict]]:
+async def run(net: RemoteRouter, intent: Intent) -> tuple[dict, str, list[dict]]:
     events: list[dict] = []
 
     async def emit(event: dict) -> None:
@@ -121,11 +125,11 @@ async def test_the_cheapest_that_answers_is_the_only_one_asked(net):
 
 async def test_at_most_max_attempts_workers(net):
     fed = net.fed
-    for i in range(network_mod.MAX_ATTEMPTS + 1):
+    for i in range(router_mod.MAX_ATTEMPTS + 1):
         fed.announce(f"w{i}", 1000 * 2**i, fails("timeout"))
     with pytest.raises(BackendError) as ei:
         await run(net, chat(max_price=10**9))
-    assert fed.calls == [f"w{i}" for i in range(network_mod.MAX_ATTEMPTS)]
+    assert fed.calls == [f"w{i}" for i in range(router_mod.MAX_ATTEMPTS)]
     assert ei.value.code == "timeout"
 
 
