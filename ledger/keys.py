@@ -1,6 +1,6 @@
 """The node key, seen by the ledger.
 
-One 32-byte Ed25519 seed is the node identity (DESIGN §4). The same seed gives the Solana keypair
+One 32-byte Ed25519 seed is the node identity (docs/ledger.md, "Identity and domain tags"). The same seed gives the Solana keypair
 (`Keypair.from_seed`), so the ledger author id IS the node's Solana address. Because one key signs
 both ledger objects and Solana transactions, every ledger signature is made over
 `domain_tag + canonical_bytes`. A Solana transaction signature is over a serialized message, which

@@ -95,7 +95,8 @@ class Network:
         self.counters = {"paid": 0, "earned": 0, "pay_failed": 0, "price_moved": 0, "refused_credit": 0}
         self.settler = Settler(self)
         self.payments = Payments(self.fed, node.ledger, node.store, self.counters, self.settler.kick)
-        self.worker = PeerWork(self, node, self.settler, self.counters, address_from_peer_id(node.peer_id))
+        self.worker = PeerWork(self, node.broker, node.models, node.ledger, cfg, node.stopping, self.settler,
+                               self.counters, address_from_peer_id(node.peer_id))
         self.router = RemoteRouter(self.fed, node.peer_id, self.payments, self.local_offer, self.settler.before_paying)
         if cfg["ledger.user_accounts"] and node.ledger is not None and node.broker is not None:
             from .user_accounts import UserAccounts

@@ -11,7 +11,9 @@ result carries the job's one receipt, for the units the result shows.
 from __future__ import annotations
 
 import time
-from typing import Awaitable, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterable, Protocol
+
+import trio
 
 from federation import market
 from federation.frames import result_digest
@@ -22,6 +24,11 @@ from .event_frames import to_frame
 from .identity import pubkey_from_peer_id
 from .intents import Intent, IntentError
 from .settlement import Settler, credit_limit
+
+if TYPE_CHECKING:
+    from .broker import Broker
+    from .config import Config
+    from .models import ModelManager
 
 Send = Callable[[dict], Awaitable[None]]
 
@@ -38,9 +45,12 @@ class Offering(Protocol):
 
 
 class PeerWork:
-    def __init__(self, offering: Offering, node, settler: Settler, counters: dict, settle_address: str) -> None:
+    def __init__(self, offering: Offering, broker: Broker, models: ModelManager | None, ledger, config: Config,
+                 stopping: trio.Event, settler: Settler, counters: dict, settle_address: str) -> None:
         self.offering = offering
-        self.node = node  # broker, models, ledger, config, stopping: the worker's own parts
+        self.broker, self.models, self.ledger = broker, models, ledger  # ledger: ledger.Ledger or None
+        self.config = config
+        self.stopping = stopping  # the node is shutting down: errors become retryable
         self.settler = settler
         self.counters = counters
         self.settle_address = settle_address  # this worker's Solana address, for `wallet settle --peer`
@@ -85,7 +95,7 @@ class PeerWork:
             await send({"type": "error", "code": "price", "price": moved,
                         "message": f"price moved: now {moved} micro-tokens, above your max price {intent.max_price}"})
             return None
-        ledger = self.node.ledger
+        ledger = self.ledger
         requester = pubkey_from_peer_id(peer_id)
         if ledger is not None and ledger.is_banned(requester):
             await send({"type": "error", "code": "credit", "message": "this node has banned you: your ledger equivocated"})
@@ -100,7 +110,7 @@ class PeerWork:
 
     async def _credit_refusal(self, requester: bytes, price: int) -> str | None:
         """Why the requester gets no credit for a job of `price`, or None when it does."""
-        cfg, ledger = self.node.config, self.node.ledger
+        cfg, ledger = self.config, self.ledger
         limit, unsettled = credit_limit(cfg)
         backing = await self.settler.payer_backing(requester) if unsettled else None
         if backing is not None and backing < limit:  # no more credit than the payer holds on chain
@@ -121,7 +131,7 @@ class PeerWork:
                 f"account), or run `mtor-node wallet settle --peer {self.settle_address}`")
 
     async def _run(self, peer_id: str, intent: Intent, price: int, send: Send) -> None:
-        broker, models, ledger = self.node.broker, self.node.models, self.node.ledger
+        broker, models = self.broker, self.models
         try:
             ticket = broker.submit(intent, local_only=True)
         except IntentError as e:
@@ -142,7 +152,7 @@ class PeerWork:
                     started = time.monotonic()
                 if event["type"] == "result":
                     event = self._charged(peer_id, intent, event, price, surge, started, ticket.submitted)
-                if event["type"] == "error" and self.node.stopping.is_set():
+                if event["type"] == "error" and self.stopping.is_set():
                     event = {**event, "code": "busy"}  # retryable: the broker fails over to another worker
                 frame = to_frame(event)
                 if frame is not None:
@@ -162,7 +172,7 @@ class PeerWork:
                                     units=max(units, 1), now=now)
         charge = self.offering.prices.charge(intent.kind, units, surge, quoted=price, model=intent.model)
         event = {**event, "units": units, "cost": charge}
-        ledger = self.node.ledger
+        ledger = self.ledger
         if charge and ledger is not None:
             body = to_frame(event) or {}  # what the broker receives: the receipt binds it
             receipt = ledger.make_receipt(intent.id, pubkey_from_peer_id(peer_id), intent.kind, intent.model, units,
