@@ -35,6 +35,13 @@ MAX_MSG = 64 * 1024
 TIMEOUT = 5.0
 MAX_PORTS = 8  # ports a requester may ask us to dial back
 MAX_SERVERS = 4  # peers asked per check
+MIN_IDENTIFY_OBSERVERS = 2  # distinct peers that must agree on our IP in identify (public_ip's fallback)
+
+
+def _ip4_of(addr: str) -> str | None:
+    """"1.2.3.4" for "/ip4/1.2.3.4/tcp/5" (IPv4 only, as hole punching), else None."""
+    parts = addr.split("/")
+    return parts[2] if len(parts) > 2 and parts[1] == "ip4" else None
 
 
 def _transport_addrs(conn: Any) -> list:
@@ -146,10 +153,34 @@ class AutoNAT:
 
     # ---------------------------------------------------------------- what it tells others
     def public_ip(self) -> str | None:
-        """Our public IP as servers observed it most often (what a hole punch announces)."""
+        """Our public IP as servers observed it most often (what a hole punch announces); without
+        an answer to /mtor/autonat/1, the IP that identify's observed addresses agree on."""
         if not self.observed_ips:
-            return None
+            return self.identify_observed_ip()
         return max(self.observed_ips.items(), key=lambda kv: kv[1])[0]
+
+    def identify_observed_ip(self, min_observers: int = MIN_IDENTIFY_OBSERVERS) -> str | None:
+        """The IP at least `min_observers` distinct peers (by their IP) reported for us in
+        identify. Peers of other implementations (the js-libp2p bootstrap of
+        tests/interop/test_js_grid.py, any public DHT node) do not speak /mtor/autonat/1, so a
+        NATed node that meets only them never had a public IP to offer in DCUtR. py-libp2p's
+        ObservedAddrManager records identify's observations (not over relayed connections, not
+        loopback) but only confirms an ip:port 4 observers agree on, and behind a NAT each
+        outbound connection is seen from another port: we count per IP. No public API for the
+        raw observations: `_observed_addr_manager._external_addrs` (local -> external ->
+        observer group -> count)."""
+        manager = getattr(self.host, "_observed_addr_manager", None)
+        table = getattr(manager, "_external_addrs", None)
+        if not isinstance(table, dict):
+            return None
+        observers: dict[str, set[str]] = {}
+        for ext_map in list(table.values()):
+            for ext, groups in list(ext_map.items()):
+                ip = _ip4_of(str(ext))
+                if ip:
+                    observers.setdefault(ip, set()).update(groups)
+        best = max(observers.items(), key=lambda kv: len(kv[1]), default=None)
+        return best[0] if best and len(best[1]) >= min_observers else None
 
     def public_observed_addrs(self, peer_id: str) -> list[str]:
         """When public through an address other than ours (a forwarded port): the dialed-back

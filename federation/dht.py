@@ -16,14 +16,22 @@ py-libp2p 0.8.1 traps handled here:
 - `protocol_prefix` is stored but the wire protocol id stays `/ipfs/kad/1.0.0` (hard-coded
   in every kad module), so realm separation of the DHT rests on the pnet key and the
   realm-prefixed keys, not on the protocol id. Documented in docs/protocol.md.
+- ADD_PROVIDER carries `host.get_addrs()`: the listen addresses only, never our relayed
+  (/p2p-circuit) ones, so a NATed provider was found but could not be dialed by anyone
+  (js-libp2p's kad-dht keeps the addresses of the ADD_PROVIDER message and hands them out in
+  GET_PROVIDERS; go-libp2p's host lists relay addresses when private). With `advertised`, the
+  provider store sees the addresses the node announces (`Federation.announce_addrs`: public,
+  listen, relayed), tests/interop/test_js_grid.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
+import multiaddr
 import trio
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
 from libp2p.peer.id import ID
@@ -51,11 +59,34 @@ REPROVIDE_MIN_GAP_S = 10.0  # new peers trigger a re-provide at most this often
 RENDEZVOUS_KEY = dht_key("mtor-node/grid/rendezvous/v1")
 
 
+class _AdvertisingHost:
+    """The host as the provider store sees it: `get_addrs()` is what the node announces."""
+
+    def __init__(self, host: Any, advertised: Callable[[], list[str]]) -> None:
+        self._host = host
+        self._advertised = advertised
+
+    def get_addrs(self) -> list[multiaddr.Multiaddr]:
+        out = []
+        for a in self._advertised():
+            try:
+                out.append(multiaddr.Multiaddr(a))
+            except Exception:
+                continue
+        return out or self._host.get_addrs()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._host, name)
+
+
 class RealmDHT:
-    def __init__(self, host: Any, realm: Realm, *, airgap: bool = False) -> None:
+    def __init__(self, host: Any, realm: Realm, *, airgap: bool = False,
+                 advertised: Callable[[], list[str]] | None = None) -> None:
         self.host = host
         self.realm = realm
         self.kad = KadDHT(host, DHTMode.SERVER, enable_random_walk=False, protocol_prefix=realm.dht_prefix)
+        if advertised is not None:  # provider records carry our relayed addresses too (module doc)
+            self.kad.provider_store.host = _AdvertisingHost(host, advertised)
         self._send, self._recv = trio.open_memory_channel[ID](1024)
         self.provided: set[str] = set()
         self._caps: dict | None = None  # what provide_caps last announced, provided again below

@@ -737,7 +737,8 @@ class Federation:
     async def _start_dht(self, nursery: trio.Nursery) -> None:
         from .dht import RealmDHT
 
-        self.dht = RealmDHT(self.host, self.realm, airgap=self.airgap)
+        # provider records carry what we announce, relayed addresses included (federation/dht.py)
+        self.dht = RealmDHT(self.host, self.realm, airgap=self.airgap, advertised=lambda: self.announce_addrs)
         await nursery.start(self.dht.run)
 
     async def _shutdown(self) -> None:

@@ -15,10 +15,12 @@ import trio
 
 
 class LocalDns:
-    def __init__(self, zone: dict[str, list[tuple[str, str]]], ttl: int = 300) -> None:
+    def __init__(self, zone: dict[str, list[tuple[str, str]]], ttl: int = 300, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
         self.zone = {k.rstrip(".").lower(): v for k, v in zone.items()}
         self.ttl = ttl
-        self.port = 0
+        self.host = host
+        self.port = port
         self.queries: list[tuple[str, str]] = []  # (name, type) as asked, for assertions
         self.silent = False  # True: swallow queries (an unreachable DNS)
         self.received = 0  # packets, answered or not
@@ -47,7 +49,7 @@ class LocalDns:
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
         with sock:
-            await sock.bind(("127.0.0.1", 0))
+            await sock.bind((self.host, self.port))
             self.port = sock.getsockname()[1]
             task_status.started(self.port)
             while True:
@@ -61,4 +63,39 @@ class LocalDns:
 
     @property
     def server(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
+
+
+async def _main(zone_file: str, host: str, port: int) -> None:
+    """As a process (inside a network namespace, tests/interop/test_js_grid.py): one JSON line
+    {"op": "ready", "port": N} once bound, then one {"op": "query", "name", "type"} per question."""
+    import json
+    import sys
+
+    zone = {k: [tuple(r) for r in v] for k, v in json.loads(open(zone_file).read()).items()}
+    dns = LocalDns(zone, host=host, port=port)
+    seen = 0
+
+    async def report() -> None:
+        nonlocal seen
+        while True:
+            for name, rdtype in dns.queries[seen:]:
+                print(json.dumps({"op": "query", "name": name, "type": rdtype}), flush=True)
+            seen = len(dns.queries)
+            await trio.sleep(0.1)  # flushing the query log, not a synchronisation
+
+    async with trio.open_nursery() as n:
+        await n.start(dns.serve)
+        print(json.dumps({"op": "ready", "port": dns.port}), flush=True)
+        n.start_soon(report)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--zone", required=True, help="JSON {name: [[type, value], ...]}")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=53)
+    args = ap.parse_args()
+    trio.run(_main, args.zone, args.host, args.port)
