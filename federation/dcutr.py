@@ -186,18 +186,8 @@ async def initiate(ctx: hp.PunchContext, peer_id: str) -> None:
                 record(peer_id, "stayed-relayed", why)
                 return
             await write_msg(stream, SYNC, [])
-            await trio.sleep(rtt / 2)  # the spec's timing: both sides dial at once
-            conn_sock = await hp.punch(port, sock, target)
-            sock = None
-            if conn_sock is None:
-                record(peer_id, "stayed-relayed",
-                       f"TCP simultaneous open to {target[0]}:{target[1]} failed within {hp.PUNCH_TIMEOUT:g} s "
-                       "(symmetric NAT, or a router that rewrites ports)", rtt_ms=round(rtt * 1000, 1))
-                return
-            await hp.upgrade(ctx, peer_id, conn_sock, False, target)  # B is the server
-            record(peer_id, "direct", f"DCUtR: TCP simultaneous open to {target[0]}:{target[1]}",
-                   rtt_ms=round(rtt * 1000, 1), took_ms=round((time.monotonic() - t0) * 1000))
-            await hp.drop_relayed(ctx, peer_id)
+            taken, sock = sock, None  # B is the server of the upgraded connection
+            await hp.punch_and_upgrade(ctx, peer_id, port, taken, target, rtt, t0, initiator=False, label="DCUtR: ")
     except NetError as exc:  # a failed punch (anything above: docs/nat.md §1.3) leaves the relayed connection
         record(peer_id, "stayed-relayed", str(exc)[:200])
     finally:

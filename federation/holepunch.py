@@ -128,6 +128,29 @@ async def punch(port: int, sock: Any, target: tuple[str, int]) -> Any | None:
     return None
 
 
+async def punch_and_upgrade(ctx: PunchContext, peer_id: str, port: int, sock: Any, target: tuple[str, int],
+                            rtt: float, t0: float, initiator: bool, label: str = "") -> None:
+    """After the address exchange (ours or DCUtR's): wait half the RTT so both sides connect() at
+    once, open TCP from our bound port (`sock`, which this takes over), make it a libp2p connection
+    and drop the relayed one; record which happened (docs/nat.md §1.3)."""
+    record = ctx.outcomes.record
+    try:
+        await trio.sleep(rtt / 2)  # the protocol's timing, not a synchronisation
+    except BaseException:
+        sock.close()
+        raise
+    conn_sock = await punch(port, sock, target)
+    if conn_sock is None:
+        record(peer_id, "stayed-relayed",
+               f"TCP simultaneous open to {target[0]}:{target[1]} failed within {PUNCH_TIMEOUT:g} s "
+               "(symmetric NAT, or a router that rewrites ports)", rtt_ms=round(rtt * 1000, 1))
+        return
+    await upgrade(ctx, peer_id, conn_sock, initiator, target)
+    record(peer_id, "direct", f"{label}TCP simultaneous open to {target[0]}:{target[1]}",
+           rtt_ms=round(rtt * 1000, 1), took_ms=round((time.monotonic() - t0) * 1000))
+    await drop_relayed(ctx, peer_id)
+
+
 async def upgrade(ctx: PunchContext, peer_id: str, sock: Any, initiator: bool, target: tuple[str, int]) -> None:
     """Make the punched socket a libp2p connection: outbound (Noise initiator) or inbound."""
     from libp2p.io.trio import TrioTCPStream
@@ -226,18 +249,8 @@ async def hole_punch(ctx: PunchContext, peer_id: str) -> None:
                 record(peer_id, "stayed-relayed", "same public IP (same NAT): hairpinning not attempted")
                 return
             await write_frame(stream, {"type": "sync"}, max_frame=MAX_MSG, timeout=TIMEOUT)
-            await trio.sleep(rtt / 2)  # the protocol's timing: both sides connect() at once
-            conn_sock = await punch(port, sock, target)
-            sock = None
-            if conn_sock is None:
-                record(peer_id, "stayed-relayed",
-                       f"TCP simultaneous open to {target[0]}:{target[1]} failed within {PUNCH_TIMEOUT:g} s "
-                       "(symmetric NAT, or a router that rewrites ports)", rtt_ms=round(rtt * 1000, 1))
-                return
-            await upgrade(ctx, peer_id, conn_sock, True, target)
-            record(peer_id, "direct", f"TCP simultaneous open to {target[0]}:{target[1]}",
-                   rtt_ms=round(rtt * 1000, 1), took_ms=round((time.monotonic() - t0) * 1000))
-            await drop_relayed(ctx, peer_id)
+            taken, sock = sock, None
+            await punch_and_upgrade(ctx, peer_id, port, taken, target, rtt, t0, initiator=True)
     except NetError as exc:  # a failed punch (anything above: docs/nat.md §1.3) leaves the relayed connection
         record(peer_id, "stayed-relayed", str(exc)[:200])
     finally:
