@@ -21,7 +21,7 @@ from mtor_node.intents import IntentError
 
 from .api import service
 from .compat import engine_sampling, finish_of, model_name, submit_all, usage_of, with_defaults
-from .intake import follow, http_status, read_object, run_to_end, ui_state
+from .intake import follow_batches, http_status, read_object, run_to_end, ui_state
 
 anthropic_bp = Blueprint("anthropic", __name__, url_prefix="/v1")
 
@@ -154,24 +154,30 @@ async def messages():
                 "stop_reason": stop_reason, "stop_sequence": None, "usage": usage}
 
     if stream:
+        def frames(event: dict) -> bytes:
+            if event["type"] == "chunk" and event.get("text"):
+                return _sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                    "delta": {"type": "text_delta", "text": event["text"]}})
+            if event["type"] == "result":
+                prompt, completion = usage_of(event)
+                return (_sse("content_block_stop", {"type": "content_block_stop", "index": 0})
+                        + _sse("message_delta", {"type": "message_delta",
+                                                 "delta": {"stop_reason": STOP_REASONS[finish_of(event, max_tokens)], "stop_sequence": None},
+                                                 "usage": {"input_tokens": prompt, "output_tokens": completion}})
+                        + _sse("message_stop", {"type": "message_stop"}))
+            if event["type"] == "error":
+                return _sse("error", AnthropicError(event.get("message", "the request failed"), _final_status(event)).body())
+            return b""
+
         async def events():
-            yield _sse("message_start", {"type": "message_start", "message": message([], None, {"input_tokens": 0, "output_tokens": 0})})
-            yield _sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
-            yield _sse("ping", {"type": "ping"})
-            async with aclosing(follow(state, ticket)) as evs:
-                async for event in evs:
-                    if event["type"] == "chunk" and event.get("text"):
-                        yield _sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                           "delta": {"type": "text_delta", "text": event["text"]}})
-                    elif event["type"] == "result":
-                        prompt, completion = usage_of(event)
-                        yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
-                        yield _sse("message_delta", {"type": "message_delta",
-                                                     "delta": {"stop_reason": STOP_REASONS[finish_of(event, max_tokens)], "stop_sequence": None},
-                                                     "usage": {"input_tokens": prompt, "output_tokens": completion}})
-                        yield _sse("message_stop", {"type": "message_stop"})
-                    elif event["type"] == "error":
-                        yield _sse("error", AnthropicError(event.get("message", "the request failed"), _final_status(event)).body())
+            yield (_sse("message_start", {"type": "message_start", "message": message([], None, {"input_tokens": 0, "output_tokens": 0})})
+                   + _sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+                   + _sse("ping", {"type": "ping"}))
+            async with aclosing(follow_batches(state, ticket)) as batches:
+                async for batch in batches:  # what has arrived goes out as one write
+                    out = b"".join(map(frames, batch))
+                    if out:
+                        yield out
         return events(), 200, {"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
     final = await run_to_end(state, ticket)

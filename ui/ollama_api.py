@@ -22,7 +22,7 @@ from mtor_node.intents import IntentError
 
 from .api import service
 from .compat import engine_sampling, finish_of, local_state, model_name, submit_all, usage_of, with_defaults
-from .intake import follow, http_status, read_object, run_to_end, ui_state
+from .intake import follow_batches, http_status, read_object, run_to_end, ui_state
 
 ollama_bp = Blueprint("ollama", __name__, url_prefix="/api")
 
@@ -177,11 +177,11 @@ async def _answer(ticket, shown: str, field: str, stream: bool):
 
     if stream:
         async def lines():
-            async with aclosing(follow(state, ticket)) as evs:
-                async for event in evs:
-                    obj = line(event)
-                    if obj is not None:
-                        yield (json.dumps(obj) + "\n").encode()
+            async with aclosing(follow_batches(state, ticket)) as batches:
+                async for batch in batches:  # what has arrived goes out as one write
+                    out = "".join(json.dumps(obj) + "\n" for obj in map(line, batch) if obj is not None)
+                    if out:
+                        yield out.encode()
         return lines(), 200, {"Content-Type": "application/x-ndjson", "Cache-Control": "no-store"}
 
     final = await run_to_end(state, ticket)

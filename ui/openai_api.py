@@ -21,7 +21,7 @@ from mtor_node.intents import IntentError
 
 from .api import service
 from .compat import MAX_CHOICES, engine_sampling, finish_of, submit_all, usage_of, with_defaults
-from .intake import follow, run_to_end, ui_state
+from .intake import follow_batches, run_to_end, ui_state
 from .openai_common import (OpenAIError, final_error, from_intent_error, model_of, openai_bp,
                             read_body, submit_intent, user_of)
 
@@ -196,15 +196,19 @@ async def chat_completions():
             # Choices are read one after another; all n run at once in the broker meanwhile.
             for index, ticket in enumerate(tickets):
                 yield chunk(index, {"role": "assistant", "content": ""})
-                async with aclosing(follow(state, ticket)) as events:
-                    async for event in events:
-                        if event["type"] == "chunk" and event.get("text"):
-                            yield chunk(index, {"content": event["text"]})
-                        elif event["type"] == "result":
-                            finals.append(event)
-                            yield chunk(index, {}, finish_of(event, max_tokens))
-                        elif event["type"] == "error":
-                            yield _stream_error(event)
+                async with aclosing(follow_batches(state, ticket)) as batches:
+                    async for batch in batches:  # what has arrived goes out as one write
+                        out = []
+                        for event in batch:
+                            if event["type"] == "chunk" and event.get("text"):
+                                out.append(chunk(index, {"content": event["text"]}))
+                            elif event["type"] == "result":
+                                finals.append(event)
+                                out.append(chunk(index, {}, finish_of(event, max_tokens)))
+                            elif event["type"] == "error":
+                                out.append(_stream_error(event))
+                        if out:
+                            yield b"".join(out)
             if include_usage:
                 yield _sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
                             "choices": [], "usage": _sum_usage(finals)})
@@ -261,15 +265,19 @@ async def completions():
         async def sse():
             finals = []
             for index, ticket in enumerate(tickets):
-                async with aclosing(follow(state, ticket)) as events:
-                    async for event in events:
-                        if event["type"] == "chunk" and event.get("text"):
-                            yield _sse(piece(index, event["text"], None))
-                        elif event["type"] == "result":
-                            finals.append(event)
-                            yield _sse(piece(index, "", finish_of(event, max_tokens)))
-                        elif event["type"] == "error":
-                            yield _stream_error(event)
+                async with aclosing(follow_batches(state, ticket)) as batches:
+                    async for batch in batches:
+                        out = []
+                        for event in batch:
+                            if event["type"] == "chunk" and event.get("text"):
+                                out.append(_sse(piece(index, event["text"], None)))
+                            elif event["type"] == "result":
+                                finals.append(event)
+                                out.append(_sse(piece(index, "", finish_of(event, max_tokens))))
+                            elif event["type"] == "error":
+                                out.append(_stream_error(event))
+                        if out:
+                            yield b"".join(out)
             if include_usage:
                 yield _sse({"id": cid, "object": "text_completion", "created": created, "model": shown, "choices": [],
                             "usage": _sum_usage(finals)})
