@@ -70,24 +70,20 @@ async def _main(zone_file: str, host: str, port: int) -> None:
     """As a process (inside a network namespace, tests/interop/test_js_grid.py): one JSON line
     {"op": "ready", "port": N} once bound, then one {"op": "query", "name", "type"} per question."""
     import json
-    import sys
+
+    class Reporting(LocalDns):
+        def answer(self, wire: bytes) -> bytes | None:
+            seen = len(self.queries)
+            out = super().answer(wire)
+            for name, rdtype in self.queries[seen:]:
+                print(json.dumps({"op": "query", "name": name, "type": rdtype}), flush=True)
+            return out
 
     zone = {k: [tuple(r) for r in v] for k, v in json.loads(open(zone_file).read()).items()}
-    dns = LocalDns(zone, host=host, port=port)
-    seen = 0
-
-    async def report() -> None:
-        nonlocal seen
-        while True:
-            for name, rdtype in dns.queries[seen:]:
-                print(json.dumps({"op": "query", "name": name, "type": rdtype}), flush=True)
-            seen = len(dns.queries)
-            await trio.sleep(0.1)  # flushing the query log, not a synchronisation
-
+    dns = Reporting(zone, host=host, port=port)
     async with trio.open_nursery() as n:
         await n.start(dns.serve)
         print(json.dumps({"op": "ready", "port": dns.port}), flush=True)
-        n.start_soon(report)
 
 
 if __name__ == "__main__":

@@ -187,7 +187,9 @@ def test_two_natted_nodes_meet_through_js_dht_relay_and_dcutr(js_grid):
     for n in (a, b):
         wait_until(lambda: n.reach().get("rendezvous", {}).get("grid_reachable") is True, 30,
                    f"{n.data_dir.name} reached the js bootstrap")
-        assert ("_dnsaddr.bootstrap.test", "TXT") in js_grid["dns"][n.data_dir.name].drain()
+        dns = js_grid["dns"][n.data_dir.name]
+        wait_until(lambda: ("_dnsaddr.bootstrap.test", "TXT") in dns.drain(), 5,
+                   f"{n.data_dir.name} asked its DNS server for the bootstrap name")
     step("bootstrap_s")
 
     # 2. a reservation at a js relay (js's own reservation table holds it), announced as /p2p-circuit
