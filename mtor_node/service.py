@@ -236,6 +236,23 @@ class NodeService:
         broker = self._node.broker
         return len(broker.queue) if broker is not None else 0
 
+    def queue_view(self, avg_s: float | None = None) -> dict:
+        """The whole queue for the page's thermometer (docs/ui.md): waiting and running intents,
+        the limits, whether it is full, and a rough wait for a new intent — the waiting ones ahead
+        of it, run `slots` at a time, at `avg_s` each (the lifetime average of done intents)."""
+        broker = self._node.broker
+        if broker is None:
+            return {"queued": 0, "max": 0, "running": 0, "slots": 0, "full": False, "wait_s": None}
+        queued, slots = len(broker.queue), max(1, broker.max_inflight)
+        if avg_s is None:
+            totals = [(done, avg) for _, _, done, avg, _ in self._store.kind_totals() if avg is not None and done]
+            n = sum(done for done, _ in totals)
+            avg_s = sum(done * avg for done, avg in totals) / n / 1000 if n else None
+        waves = -(-(queued + broker.inflight + 1) // slots) - 1  # rounds of `slots` before a new one starts
+        return {"queued": queued, "max": broker.queue.max_size, "running": broker.inflight, "slots": slots,
+                "full": queued >= broker.queue.max_size,
+                "wait_s": round(waves * avg_s, 1) if avg_s is not None else None}
+
     def note_users_at_once(self, count: int) -> None:
         self._store.note_peak(USERS_AT_ONCE, count)
 

@@ -54,6 +54,7 @@ class Connection:
         self.wake_model: str | None = None
         self.wake_language: str | None = "en"
         self.sysop = False  # said hello with the sysop token
+        self.watch_queue = False  # said hello with "queue": true: gets the queue thermometer
         self.voice_remote = False  # privacy: the browser's voice is transcribed here unless the user allows the realm
 
     def push_nowait(self, msg: dict) -> bool:
@@ -96,6 +97,9 @@ class Connection:
         await self.push({"type": "welcome", "user": self.user, "peer_id": svc.peer_id,
                          "banned": svc.is_banned(self.user), "broadcasts": list(self.state.broadcasts),
                          "summary": svc.welcome(self.user, len(self.state.connections))})
+        self.watch_queue = msg.get("queue") is True  # the page's thermometer: live queue messages
+        if self.watch_queue:
+            await self.push({"type": "queue", **svc.queue_view()})
 
     async def on_ping(self, msg: dict) -> None:
         await self.push({"type": "pong", "t": msg.get("t") if isinstance(msg.get("t"), (int, float)) else None})
@@ -275,6 +279,33 @@ HANDLERS = {
     "voice_privacy": Connection.on_voice_privacy,
     "wake_greet": Connection.on_wake_greet,
 }
+
+
+QUEUE_FEED_S = 1.0  # the queue thermometer: sent to every page when it changed, at most this often
+
+
+@ws_bp.before_app_serving
+async def start_queue_feed():
+    current_app.add_background_task(_queue_feed)
+
+
+async def _queue_feed() -> None:
+    """Every page sees the whole queue live (docs/ui.md): sent on change, never waiting on a page."""
+    state = current_app.extensions["mtor_ui"]
+    last = None
+    while True:
+        await trio.sleep(QUEUE_FEED_S)
+        if not any(c.watch_queue for c in state.connections):
+            continue
+        try:
+            view = state.service.queue_view()
+        except Exception:  # the node is starting or stopping: try again at the next tick
+            continue
+        if view != last:
+            last = view
+            for conn in list(state.connections):
+                if conn.watch_queue:
+                    conn.push_nowait({"type": "queue", **view})
 
 
 @ws_bp.websocket("/ws")

@@ -108,6 +108,23 @@ function showWelcome(w) {
   if (old) old.replaceWith(box); else $("#chat-welcome").append(box);
 }
 
+// the whole queue, live: a thermometer, the wait a new intent can expect, sending greyed when full
+function showQueue(q) {
+  const level = $("#queue-level");
+  level.max = Math.max(1, q.max);
+  level.value = q.queued;
+  const wait = q.wait_s ? ` · ~${seconds(q.wait_s * 1000)} wait` : "";
+  $("#queue-text").textContent = q.full ? "queue full" : `queue ${q.queued}${wait}`;
+  $("#queue-meter").title = `${q.queued} waiting of at most ${q.max}, ${q.running} running (${q.slots} at once)` +
+    (q.wait_s ? `; a new intent starts in about ${seconds(q.wait_s * 1000)}` : "");
+  document.body.dataset.queueFull = q.full ? "1" : "";
+  for (const id of ["#chat-send", "#vision-send", "#imagine-send"]) {
+    const b = $(id);
+    b.disabled = q.full || (id === "#chat-send" && !$("#chat-stop").hidden); // a running chat keeps Send off
+    if (q.full) b.title = "the node's queue is full: it frees up as intents finish"; else b.removeAttribute("title");
+  }
+}
+
 function stopAll() {
   for (const job of jobs) job.cancel();
   jobs.clear();
@@ -169,6 +186,7 @@ socket.addEventListener("state", (e) => {
 socket.addEventListener("message", (e) => {
   const m = e.detail;
   if (m.type === "broadcast") showBroadcast(m);
+  else if (m.type === "queue") showQueue(m);
   else if (m.type === "welcome") {
     if (m.summary) showWelcome(m.summary);
     for (const b of m.broadcasts || []) if (Date.now() / 1000 - b.at < 600) showBroadcast(b);

@@ -211,7 +211,7 @@ export function initChat(ctx) {
 
   function running(on) {
     $("#chat-stop").hidden = !on;
-    $("#chat-send").disabled = on;
+    $("#chat-send").disabled = on || document.body.dataset.queueFull === "1";
   }
 
   function say(text) {

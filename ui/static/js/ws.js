@@ -70,7 +70,7 @@ export class GridSocket extends EventTarget {
   // a page that knows the sysop token says so: the node then also sends it the watchdog's alerts
   hello() {
     const token = sysopToken();
-    this.send({ type: "hello", user: this.user, ...(token ? { sysop_token: token } : {}) });
+    this.send({ type: "hello", user: this.user, queue: true, ...(token ? { sysop_token: token } : {}) });
   }
 
   setState(s) {
