@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+import stamina
 import trio
 
 from federation import Federation
@@ -28,7 +29,12 @@ from .store import Store
 
 log = logging.getLogger("mtor.payments")
 
-PAY_RETRIES = 6  # back-off 1, 2, 4 ... 32 s: a worker that restarts has time to come back
+PAY_RETRIES = 6  # back-off about 1, 2, 4 ... 32 s: a worker that restarts has time to come back
+
+
+def _worker_away(exc: Exception) -> bool:
+    """A pay entry is sent again only when the worker did not answer, never when it refused it."""
+    return isinstance(exc, MessageFailed) and exc.code in ("timeout", "unreachable")
 
 
 class Payments:
@@ -69,7 +75,12 @@ class Payments:
         """The intent is over, whatever happened: no hold may outlive it (paid ones have none left)."""
         if intent_id in self._held:
             self._held.discard(intent_id)
-            if self.ledger.release(intent_id):
+            try:
+                released = self.ledger.release(intent_id)
+            except Exception:  # runs in the broker's _finish: an error here must not stop the broker
+                log.exception("intent %s: could not release its hold (it expires by itself)", intent_id)
+                return
+            if released:
                 log.warning("intent %s ended with a hold still placed: released", intent_id)
 
     def pay(self, intent: Intent, peer_id: str, receipt: bytes, quoted: int, output: dict, delivered: bytes) -> int:
@@ -121,19 +132,20 @@ class Payments:
     async def deliver_pay(self, peer_id: str, job: str, entry: dict) -> None:
         """Send a pay entry until the worker acknowledges it; unacknowledged ones are re-sent
         after a restart (`resend_pays`), so a crash right after paying loses nothing."""
-        for attempt in range(PAY_RETRIES):
-            try:
-                await self.messenger.request(peer_id, "pay", {"entry": entry})
+        try:
+            # exponential back-off with jitter (stamina), retried only while the worker is away
+            async for attempt in stamina.retry_context(on=_worker_away, attempts=PAY_RETRIES, wait_initial=1.0,
+                                                       wait_max=32.0, timeout=None):
+                with attempt:
+                    await self.messenger.request(peer_id, "pay", {"entry": entry})
+            self.store.mark_pay_delivered(job)
+            return
+        except MessageFailed as e:
+            if e.code == "AlreadyPaid":  # delivered before, the acknowledgement was lost
                 self.store.mark_pay_delivered(job)
                 return
-            except MessageFailed as e:
-                if e.code == "AlreadyPaid":  # delivered before, the acknowledgement was lost
-                    self.store.mark_pay_delivered(job)
-                    return
-                if e.code not in ("timeout", "unreachable"):
-                    log.warning("pay entry for %s refused by %s: %s", job, peer_id, e.message)
-                    break
-                await trio.sleep(2.0 ** attempt)  # back-off between delivery attempts
+            if not _worker_away(e):
+                log.warning("pay entry for %s refused by %s: %s", job, peer_id, e.message)
         self.counters["pay_failed"] += 1
 
     async def resend_pays(self) -> None:
