@@ -20,11 +20,13 @@ import logging
 import struct
 from dataclasses import dataclass
 
+import spl.token.instructions as spl
 from solders.hash import Hash
-from solders.instruction import AccountMeta, Instruction
+from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
+from spl.token.models import TransferCheckedParams
 
 from .chain import ChainStore, now_ms
 from .entry import SETTLE, Entry
@@ -34,8 +36,6 @@ from .keys import address
 TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
 TOKEN_2022_PROGRAM_ID = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
 TOKEN_PROGRAMS = (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)
-ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
-SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
 PENDING_SCHEMA = """CREATE TABLE IF NOT EXISTS ledger_settle_pending(
     peer BLOB PRIMARY KEY, amount INTEGER NOT NULL, sig TEXT NOT NULL, raw BLOB NOT NULL,
     created INTEGER NOT NULL) WITHOUT ROWID"""
@@ -66,24 +66,20 @@ async def mint_info(client, mint: str | Pubkey) -> MintInfo:
     return MintInfo(mint_pk, owner, data[44], struct.unpack_from("<Q", data, 36)[0])
 
 
+# The SPL instruction builders solana-py ships (spl.token), under our names; the token program
+# (SPL Token or Token-2022) is always the mint's own, read from the chain (mint_info).
 def associated_token_address(owner: Pubkey, mint: Pubkey, program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:
-    return Pubkey.find_program_address([bytes(owner), bytes(program), bytes(mint)], ASSOCIATED_TOKEN_PROGRAM_ID)[0]
+    return spl.get_associated_token_address(owner, mint, program)
 
 
 def create_ata_idempotent(payer: Pubkey, owner: Pubkey, mint: Pubkey, program: Pubkey = TOKEN_PROGRAM_ID) -> Instruction:
-    ata = associated_token_address(owner, mint, program)
-    return Instruction(ASSOCIATED_TOKEN_PROGRAM_ID, bytes([1]), [
-        AccountMeta(payer, True, True), AccountMeta(ata, False, True),
-        AccountMeta(owner, False, False), AccountMeta(mint, False, False),
-        AccountMeta(SYSTEM_PROGRAM_ID, False, False), AccountMeta(program, False, False)])
+    return spl.create_idempotent_associated_token_account(payer, owner, mint, program)
 
 
 def transfer_checked(source: Pubkey, mint: Pubkey, dest: Pubkey, owner: Pubkey, amount: int, decimals: int,
                      program: Pubkey = TOKEN_PROGRAM_ID) -> Instruction:
-    # token instruction 12: TransferChecked { amount: u64, decimals: u8 } (same in Token-2022)
-    return Instruction(program, struct.pack("<BQB", 12, amount, decimals), [
-        AccountMeta(source, False, True), AccountMeta(mint, False, False),
-        AccountMeta(dest, False, True), AccountMeta(owner, True, False)])
+    return spl.transfer_checked(TransferCheckedParams(program_id=program, source=source, mint=mint, dest=dest,
+                                                      owner=owner, amount=amount, decimals=decimals))
 
 
 def build_settle_tx(keypair: Keypair, peer: Pubkey, mint: Pubkey, amount: int, decimals: int,

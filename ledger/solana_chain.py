@@ -38,7 +38,7 @@ from .keys import address
 from .merkle import merkle_root
 
 MEMO_PROGRAM_ID = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")  # memo v3
-from .settlement import (ASSOCIATED_TOKEN_PROGRAM_ID, SYSTEM_PROGRAM_ID, TOKEN_2022_PROGRAM_ID,  # noqa: F401
+from .settlement import (TOKEN_2022_PROGRAM_ID,  # noqa: F401
                          TOKEN_PROGRAM_ID, associated_token_address, build_settle_tx, create_ata_idempotent,
                          transfer_checked)
 
