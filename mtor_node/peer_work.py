@@ -54,6 +54,9 @@ class PeerWork:
         self.settler = settler
         self.counters = counters
         self.settle_address = settle_address  # this worker's Solana address, for `wallet settle --peer`
+        # requester -> {job: quote} of its admitted jobs with no receipt yet: a payer's concurrent
+        # jobs all count against its credit, else N at once run it N quotes past the limit
+        self._running: dict[bytes, dict[str, int]] = {}
 
     async def serve(self, peer_id: str, request: dict, send: Send) -> None:
         intent = await self._intent(peer_id, request, send)
@@ -62,7 +65,18 @@ class PeerWork:
         price = await self._admit(peer_id, intent, request.get("inputs") or {}, send)
         if price is None:
             return
-        await self._run(peer_id, intent, price, send)
+        try:
+            await self._run(peer_id, intent, price, send)
+        finally:
+            self._receipted(pubkey_from_peer_id(peer_id), intent.id)
+
+    def _receipted(self, requester: bytes, job: str) -> None:
+        """The job's credit reservation ends: its receipt now counts (or it never had one)."""
+        jobs = self._running.get(requester)
+        if jobs is not None:
+            jobs.pop(job, None)
+            if not jobs:
+                del self._running[requester]
 
     async def _intent(self, peer_id: str, request: dict, send: Send) -> Intent | None:
         inputs = request.get("inputs") or {}
@@ -106,6 +120,7 @@ class PeerWork:
                 self.counters["refused_credit"] += 1
                 await send({"type": "error", "code": "credit", "message": why})
                 return None
+            self._running.setdefault(requester, {})[intent.id] = price  # no await since the check
         return price
 
     async def _credit_refusal(self, requester: bytes, price: int) -> str | None:
@@ -115,8 +130,9 @@ class PeerWork:
         backing = await self.settler.payer_backing(requester) if unsettled else None
         if backing is not None and backing < limit:  # no more credit than the payer holds on chain
             limit = backing
+        running = sum(self._running.get(requester, {}).values())  # quoted, not receipted yet
         try:
-            ledger.check_credit(requester, price, limit, include_unsettled=unsettled)
+            ledger.check_credit(requester, price + running, limit, include_unsettled=unsettled)
             return None
         except Exception as e:  # CreditLimitExceeded, or a banned/unknown payer
             if not unsettled:
@@ -125,7 +141,8 @@ class PeerWork:
         debt = ledger.accounts.outstanding(requester, include_unsettled=True)
         why = (f"what you hold on chain ({backing} micro-tokens of $9000)" if backing is not None
                and backing <= limit else f"its disconnect threshold of {limit}")
-        return (f"you owe this worker {debt} micro-tokens unsettled; a job of {price} would pass {why}. "
+        also = f" and {running} for your jobs still running" if running else ""
+        return (f"you owe this worker {debt} micro-tokens unsettled{also}; a job of {price} would pass {why}. "
                 f"Settle on chain: your node sends an SPL TransferChecked by itself once it owes "
                 f"{cfg['ledger.payment_threshold']} (ledger.settlement on, SOL for fees, $9000 in its token "
                 f"account), or run `mtor-node wallet settle --peer {self.settle_address}`")
@@ -175,8 +192,10 @@ class PeerWork:
         ledger = self.ledger
         if charge and ledger is not None:
             body = to_frame(event) or {}  # what the broker receives: the receipt binds it
-            receipt = ledger.make_receipt(intent.id, pubkey_from_peer_id(peer_id), intent.kind, intent.model, units,
+            requester = pubkey_from_peer_id(peer_id)
+            receipt = ledger.make_receipt(intent.id, requester, intent.kind, intent.model, units,
                                           charge, result_digest(body.get("output"), body.get("units", 0)))
+            self._receipted(requester, intent.id)  # the receipt counts from now on
             event["ledger_receipt"] = receipt.to_bytes()
         return event
 
