@@ -153,6 +153,15 @@ class ChainStore:
             finally:
                 self._depth = 0
 
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """Hold this around reads made from another thread (trio.to_thread). Every thread shares
+        the one connection: a read in flight on it while the event loop's thread begins a write
+        makes that write fail at once with "database is locked" (the read's WAL snapshot is stale
+        after the node store's connection wrote), so readers and writers take turns."""
+        with self._lock:
+            yield self.db
+
     def close(self) -> None:
         with self._lock:
             self.db.close()

@@ -107,7 +107,7 @@ class Settler:
 
     async def settle_due(self) -> None:
         """One transaction per peer whose debt passed the payment threshold."""
-        owed = await trio.to_thread.run_sync(self.node.ledger.owed)
+        owed = self.node.ledger.owed()  # on the loop's thread, like every write (ChainStore.reading)
         from ledger.settlement import pending_out
 
         pending = pending_out(self.node.ledger.store)

@@ -45,6 +45,15 @@ def address_of(key: bytes | None) -> str | None:
     return address(key) if key else None
 
 
+async def _read(led, fn):
+    """fn() in a worker thread, holding the ledger store's lock (ChainStore.reading)."""
+    def locked():
+        with led.store.reading():
+            return fn()
+
+    return await trio.to_thread.run_sync(locked)
+
+
 def jsonable(obj: Any) -> Any:
     """Entry bodies as JSON: bytes as hex (the exact bytes are in `raw`)."""
     if isinstance(obj, dict):
@@ -87,7 +96,7 @@ class WalletService:
         def read():
             return (led.recent_entries(limit), led.balance(), led.available(), led.holds(), led.owed(), led.head())
 
-        rows, balance, available, holds, owed, head = await trio.to_thread.run_sync(read)
+        rows, balance, available, holds, owed, head = await _read(led, read)
         recent = [{"seq": r.seq, "kind": r.kind, "time": r.time, "amount": r.amount, "delta": r.delta,
                    "peer": address_of(r.peer), **({"dir": r.dir} if r.dir else {}),
                    **({"job": r.job} if r.kind in ("pay", "earn") and r.job else {}),
@@ -119,7 +128,7 @@ class WalletService:
                      "prev": e.prev.hex(), "body": jsonable(e.body), "raw": base64.b64encode(e.raw).decode()}
                     for e in led.entries(led.pubkey)]
 
-        return {"author": led.address, "realm": led.realm}, await trio.to_thread.run_sync(rows)
+        return {"author": led.address, "realm": led.realm}, await _read(led, rows)
 
     async def verify(self, on_chain: bool) -> dict:
         """Signatures, the hash chain and anchors; with `on_chain`, the anchors on Solana too."""
@@ -136,7 +145,7 @@ class WalletService:
                 client = chain_mod.make_chain_client(cfg, anchoring=False)
             except ValueError as e:
                 raise ServiceError("no_chain", f"cannot check anchors on chain: {e}", 409) from None
-        rep = await trio.to_thread.run_sync(led.verify)
+        rep = await _read(led, led.verify)
         if client is not None:
             try:
                 with trio.move_on_after(VERIFY_CHAIN_TIMEOUT_S) as scope:
@@ -234,7 +243,7 @@ class WalletService:
         except ValueError as e:
             raise ServiceError("no_mint", f"cannot settle: {e}; set ledger.mint to the $9000 SPL mint address",
                                409) from None
-        owed = {p: v for p, v in (await trio.to_thread.run_sync(led.owed)).items() if v > 0}
+        owed = {p: v for p, v in (await _read(led, led.owed)).items() if v > 0}
         if peer is not None:
             try:
                 pk = to_pubkey(peer) if isinstance(peer, str) else None
@@ -286,7 +295,7 @@ class WalletService:
 
     async def user_accounts(self) -> dict:
         accts = self._accounts()
-        return {"users": await trio.to_thread.run_sync(accts.all), "demo_grant": accts.demo_grant}
+        return {"users": await _read(accts.ledger, accts.all), "demo_grant": accts.demo_grant}
 
     async def credit_user(self, user: object, amount: object, credit_id: object = None) -> dict:
         from ledger.errors import LedgerError, ReplayError
@@ -302,7 +311,7 @@ class WalletService:
         except LedgerError as exc:
             raise ServiceError("bad_amount", str(exc)) from None
         return {"user": user, "credited": amount, "id": credit_id, "seq": e.seq,
-                "balance": await trio.to_thread.run_sync(accts.balance, user)}
+                "balance": await _read(accts.ledger, lambda: accts.balance(user))}
 
 
 def report_json(rep: VerifyReport, on_chain: bool) -> dict:
