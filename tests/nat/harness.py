@@ -77,7 +77,10 @@ class NsNode:
     def chat(self, text: str, *extra: str, timeout: float = 60) -> dict:
         r = self.ns_run(sys.executable, "-m", "mtor_node", "chat", "--json", *extra, text, "--data-dir", str(self.data_dir),
                         timeout=timeout)
-        assert r.returncode == 0, f"chat failed: {r.stdout} {r.stderr}"
+        if r.returncode != 0:  # say what the broker thought of its peers at that moment
+            view = {p[:12]: {k: v.get(k) for k in ("health", "fresh", "blocked", "banned_for_s", "last_error", "models")}
+                    for p, v in self.peers().items()}
+            raise AssertionError(f"chat failed: {r.stdout} {r.stderr}; peers: {view}")
         return json.loads(r.stdout)
 
     def output(self) -> str:
