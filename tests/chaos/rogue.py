@@ -133,7 +133,9 @@ async def run_equivocator(out: str, seed: bytes, host: str, port: int, secret: s
         if receipt is None:
             led.release(jid)
             return None
-        return led.pay(receipt)
+        from ledger import Receipt
+
+        return led.pay(Receipt.from_bytes(receipt))  # the result frame carries the receipt's bytes
 
     async def deliver(msg, peer_id, msg_type, body, label):
         try:
