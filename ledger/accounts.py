@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from .chain import ChainStore, now_ms
+from .chain_store import ChainStore, now_ms
 from .errors import AlreadyPaid, CreditLimitExceeded, InsufficientFunds
 
 DEFAULT_HOLD_TTL_S = 900

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .chain import ChainStore, now_ms
+from .chain_store import ChainStore, now_ms
 from .encoding import canonical, check_dict, get_int, unpack
 from .entry import MAX_ENTRY_BYTES, Entry
 from .errors import BadSignature, ChainError, DecodeError, EquivocationError, ReplayError

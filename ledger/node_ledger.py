@@ -13,7 +13,7 @@ from typing import Any
 
 from . import payment
 from .accounts import DEFAULT_HOLD_TTL_S, Accounts
-from .chain import ChainStore, EntrySummary, pending_range
+from .chain_store import ChainStore, EntrySummary, pending_range
 from .entry import DEPOSIT, GRANT, Entry
 from .errors import BadSignature, EquivocationError, PaymentError, ReplayError
 from .fraud import BanList, FraudProof, check_foreign

@@ -25,7 +25,7 @@ import sqlite3
 from typing import Any
 
 from .accounts import Accounts
-from .chain import ChainStore, now_ms
+from .chain_store import ChainStore, now_ms
 from .entry import EARN, PAY, Entry
 from .errors import (AlreadyPaid, BannedAuthor, EquivocationError, PaymentError)
 from .fraud import BanList, check_foreign

@@ -28,7 +28,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 from spl.token.models import TransferCheckedParams
 
-from .chain import ChainStore, now_ms
+from .chain_store import ChainStore, now_ms
 from .entry import SETTLE, Entry
 from .errors import AnchorError, SettlementError
 from .keys import address

@@ -31,7 +31,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import Transaction, VersionedTransaction
 
-from .chain import ChainStore, pending_range
+from .chain_store import ChainStore, pending_range
 from .entry import ANCHOR, SETTLE, Entry
 from .errors import AnchorError, SettlementError
 from .keys import address

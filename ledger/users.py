@@ -9,7 +9,7 @@ node's balance. A user's balance = credits - debits.
 
 from __future__ import annotations
 
-from .chain import ChainStore
+from .chain_store import ChainStore
 from .encoding import MAX_AMOUNT
 from .entry import MAX_USER, USER_CREDIT, USER_DEBIT, Entry
 from .errors import InsufficientFunds, PaymentError, ReplayError

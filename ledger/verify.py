@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from .chain import ChainStore
+from .chain_store import ChainStore
 from .entry import ANCHOR, ZERO_HASH, Entry
 from .errors import DecodeError
 from .keys import address

@@ -24,7 +24,7 @@ from federation.pricing import PeakingPolicy, PriceTable, SurgeMeter, market_sur
 from federation.realm import Realm, parse_secret, public_realm
 
 from . import __version__, hardware
-from .chain import address_from_peer_id
+from .onchain import address_from_peer_id
 from .intents import Intent
 from .payments import Payments
 from .peer_work import PeerWork

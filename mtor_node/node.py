@@ -192,7 +192,7 @@ class Node:
                         self.broker.remote = self.network.router
                         await nursery.start(self.network.run)
                         if self.ledger is not None:
-                            from .chain import install_grant_handler
+                            from .onchain import install_grant_handler
 
                             install_grant_handler(self)
                     await nursery.start(self._serve_http)
@@ -201,7 +201,7 @@ class Node:
                     log.info("mtor-node %s ready: %s (peer %s)", __version__, self.http_url, self.peer_id)
                     task_status.started(self)
                     if self.ledger is not None:
-                        from .chain import run_chain_tasks
+                        from .onchain import run_chain_tasks
 
                         nursery.start_soon(run_chain_tasks, self)
                     if self.models:

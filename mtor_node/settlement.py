@@ -24,7 +24,7 @@ import logging
 import stamina
 import trio
 
-from . import chain as chain_mod
+from . import onchain as chain_mod
 from .identity import peer_id_from_pubkey, pubkey_from_peer_id
 
 log = logging.getLogger("mtor.settlement")

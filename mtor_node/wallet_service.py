@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import trio
 
-from . import chain as chain_mod
-from .chain import WalletError
+from . import onchain as chain_mod
+from .onchain import WalletError
 from .service_base import NodeParts, ServiceError
 
 if TYPE_CHECKING:

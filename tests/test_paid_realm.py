@@ -159,7 +159,7 @@ async def test_hundred_paid_intents_verify_sum_to_grants_and_are_anchored(tmp_pa
     balances sum to the grants; the anchors are found on the (LiteSVM) chain."""
     from solders.pubkey import Pubkey
 
-    from mtor_node import chain as chain_mod
+    from mtor_node import onchain as chain_mod
     from tests.ledger.litesvm_rpc import LiteSVMRpcServer
 
     monkeypatch.setattr(chain_mod, "CHECK_S", 0.2)

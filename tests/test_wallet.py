@@ -17,8 +17,8 @@ from solders.pubkey import Pubkey
 
 from ledger import Entry, issue_grant
 from ledger.keys import Signer
-from mtor_node import chain as chain_mod
-from mtor_node.chain import address_from_peer_id, decode_voucher, peer_id_from_address
+from mtor_node import onchain as chain_mod
+from mtor_node.onchain import address_from_peer_id, decode_voucher, peer_id_from_address
 
 from .conftest import running_node
 

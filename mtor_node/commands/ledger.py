@@ -198,7 +198,7 @@ def verify_offline(data_dir: Path) -> dict:
             ident = load(data_dir / KEY_NAME)
         except IdentityError as e:
             raise RuntimeError(str(e)) from None
-        from ledger.chain import ChainStore
+        from ledger.chain_store import ChainStore
         from ledger.keys import Signer
         from ledger.verify import verify_chain
 
