@@ -221,11 +221,13 @@ async def test_economy_of_real_processes_settles_on_chain_and_peaks_under_surge(
 
             async with httpx.AsyncClient(timeout=30) as client:
                 async def offers_seen():
-                    seen = {}
+                    seen, raw = {}, {}
                     for name, br in brokers.items():
-                        seen[name] = {x["peer_id"] for x in (await get(client, br, "/api/v1/peers"))["peers"]
-                                      if x["fresh"] and all(x["models"].get(k) for k in KINDS)}
-                    return all({w.peer_id, p.peer_id} <= v for v in seen.values()), seen
+                        peers = (await get(client, br, "/api/v1/peers"))["peers"]
+                        seen[name] = {x["peer_id"] for x in peers if x["fresh"] and all(x["models"].get(k) for k in KINDS)}
+                        raw[name] = [(x["peer_id"][-6:], x["fresh"], x.get("connected"), sorted(x["models"] or {}))
+                                     for x in peers]
+                    return all({w.peer_id, p.peer_id} <= v for v in seen.values()), raw
 
                 await until(offers_seen, 60, "both workers' offers (every kind) reach both brokers")
 
@@ -398,3 +400,4 @@ async def test_economy_of_real_processes_settles_on_chain_and_peaks_under_surge(
         finally:
             for x in procs:
                 x.stop()
+                print(f"--- {x.name} ({getattr(x, 'peer_id', '?')}): the end of its log ---\n{x.node.output()[-4000:]}")
