@@ -163,3 +163,47 @@ async def test_grid_credit_is_no_more_than_the_payer_holds_on_chain(tmp_path):
             assert brokers["broke"].ledger.balance() == GRANT == brokers["broke"].ledger.available()
             served = await run(brokers["rich"], chat("backed by tokens", "ann"))
             assert served["type"] == "result" and served["cost"] > 0, served
+
+
+async def test_jobs_running_at_once_count_against_the_disconnect_threshold(tmp_path):
+    """A payer's jobs admitted at the same time all count against its credit: twelve concurrent
+    jobs from a payer that never settles leave it owing the worker no more than the disconnect
+    threshold (each used to be admitted against the settled debt alone, so N at once ran it up to
+    N quotes past it; tests/test_economy_realm.py found it with real processes)."""
+    slow = {"echo-chat": {"kind": "chat", "backend": "echo", "concurrency": 16, "default": True,
+                          "options": {"delay_s": 0.05}}}
+    with LiteSVMRpcServer() as srv:
+        seeds = {n: os.urandom(32) for n in ("w", "lazy")}
+        keys = {n: Pubkey.from_bytes(Signer(s).pubkey) for n, s in seeds.items()}
+        mint = make_mint(srv.svm, [keys["lazy"]], 1_000_000)
+        for k in keys.values():
+            srv.svm.airdrop(k, SOL)
+        chain = {"rpc_url": srv.url, "mint": str(mint)}
+        async with AsyncExitStack() as stack:
+            for n in seeds:
+                seeded(tmp_path / n, seeds[n])
+            worker = await stack.enter_async_context(running_node(
+                tmp_path / "w", slow, p2p={"enabled": True}, node={"roles": ["worker"]}, prices={"chat": PRICE},
+                ledger={**chain, **SWAP}))
+            worker.network.surge.tick = lambda now, **kw: 1.0
+            worker.network.surge.value = lambda now=None: 1.0
+            lazy = await stack.enter_async_context(running_node(
+                tmp_path / "lazy", {}, p2p={"enabled": True, "peers": [worker.federation.listen_addrs[0]]},
+                node={"roles": ["broker"]}, ledger={**chain, **SWAP, "settlement": "off", "dev_grant": GRANT}))
+            with trio.fail_after(30):
+                while not any(p["fresh"] and p["models"] for p in lazy.federation.peers.snapshot()):
+                    await trio.sleep(0.05)
+            results = []
+
+            async def one(i):
+                results.append(await run(lazy, chat(f"all at once {i} now", f"u{i}")))
+
+            async with trio.open_nursery() as n:
+                for i in range(12):  # 12 x 500 µ = 6,000 µ: more than the 5,000 µ threshold
+                    n.start_soon(one, i)
+            served = [r for r in results if r["type"] == "result"]
+            refused = [r for r in results if r["type"] == "error"]
+            assert refused and all(r["code"] == "credit" for r in refused), refused
+            owed = lazy.ledger.owed().get(worker.ledger.pubkey, 0)
+            assert owed == sum(r["cost"] for r in served) == GRANT - lazy.ledger.balance()
+            assert owed <= SWAP["disconnect_threshold"], owed
