@@ -236,7 +236,7 @@ async def test_economy_of_real_processes_settles_on_chain_and_peaks_under_surge(
                 counter = itertools.count()
                 lazy_refused = {"calm": 0, "surge": 0}
 
-                async def user_task(phase: str, target: int, slot: int) -> None:
+                async def user_task(phase: str, target: int) -> None:
                     while paid["n"] < target:
                         i = next(counter)
                         assert i < TOTAL + 300, "too many intents needed to reach the paid target"
@@ -268,8 +268,8 @@ async def test_economy_of_real_processes_settles_on_chain_and_peaks_under_surge(
                 async with trio.open_nursery() as n:
                     n.start_soon(watch, calm_surges, stop)
                     async with trio.open_nursery() as users:
-                        for s in range(8):
-                            users.start_soon(user_task, "calm", CALM, s)
+                        for _ in range(8):  # 8 intents in flight
+                            users.start_soon(user_task, "calm", CALM)
                     stop.set()
                 assert max(calm_surges) < PEAK, calm_surges
 
@@ -288,14 +288,15 @@ async def test_economy_of_real_processes_settles_on_chain_and_peaks_under_surge(
                 async with trio.open_nursery() as n:
                     for s in range(4):
                         n.start_soon(load, s)
+
                     async def peaker_follows():
                         ch = {k: (await get(client, x, "/api/v1/status"))["charges"] for k, x in (("w", w), ("p", p))}
                         return ch["p"]["surge"] >= PEAK, {k: (c["surge"], c["market_surge"]) for k, c in ch.items()}
 
                     await until(peaker_follows, 60, "the regular worker's surge passes the threshold, the peaker follows")
                     async with trio.open_nursery() as users:
-                        for s in range(8):
-                            users.start_soon(user_task, "surge", TOTAL, s)
+                        for _ in range(8):
+                            users.start_soon(user_task, "surge", TOTAL)
                     load_stop.set()
 
                 everything = results + load_results
