@@ -105,7 +105,16 @@ def main() -> None:
             proc = subprocess.Popen([sys.executable, __file__, "--child", str(i), "--peers", ",".join(peers),
                                      "--source", source] + (["--no-flood"] if args.no_flood else []), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL, text=True)
-            addrs.append(json.loads(proc.stdout.readline())["addr"])
+            while True:  # the child may hear node 0 (SEEN lines) before it prints its address
+                line = proc.stdout.readline()
+                if not line:
+                    raise SystemExit(f"node {i} exited while starting")
+                parts = line.split()
+                if parts and parts[0] == "SEEN":
+                    seen[(i, int(parts[1]))] = float(parts[2])
+                    continue
+                addrs.append(json.loads(line)["addr"])
+                break
             procs.append(proc)
             threading.Thread(target=reader, args=(i, proc), daemon=True).start()
         deadline = time.time() + 60
