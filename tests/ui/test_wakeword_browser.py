@@ -16,7 +16,10 @@ from ui.wakeword import ASLEEP, GREETING, STILL_THERE
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = ["Computer.", "What is the weather in Berlin?", "Shut up.", "Computer."]
+# Two wordings, one per attempt: Whisper once heard "What is the weapon Berlin?" in the page's audio
+# path on a loaded machine, twice in a row with the same recording.
+SCRIPTS = [["Computer.", "What is the weather in Berlin?", "Shut up.", "Computer."],
+           ["Computer.", "Weather forecast for Berlin.", "Shut up.", "Computer."]]
 SILENCE_S = 5  # the page's silence period, shortened from 15 s (two of them end the conversation)
 
 
@@ -33,9 +36,10 @@ def with_silence(path, lead_s: float, tail_s: float) -> None:
 
 
 async def test_wake_word_weather_shut_up_and_sleep(tmp_path, whisper_base_dir):  # noqa: F811
-    wav = tmp_path / "wake-weather.wav"
-    speech_file(wav, SCRIPT)
-    with_silence(wav, lead_s=3, tail_s=4 * SILENCE_S)
+    wavs = [tmp_path / f"wake-weather-{i}.wav" for i in range(len(SCRIPTS))]
+    for wav, script in zip(wavs, SCRIPTS):
+        speech_file(wav, script)
+        with_silence(wav, lead_s=3, tail_s=4 * SILENCE_S)
     models = {
         "echo-chat": {"kind": "chat", "backend": "echo", "concurrency": 4, "default": True},
         "echo-speak": {"kind": "speak", "backend": "echo", "default": True},
@@ -74,15 +78,15 @@ async def test_wake_word_weather_shut_up_and_sleep(tmp_path, whisper_base_dir): 
                 page.wait_for_selector("#wake-state[data-state=off]")
 
             # Where the audio chunks fall depends on timing, and so does what Whisper hears: one more
-            # run on a fresh page is allowed, not more (as in test_wake_browser.py).
-            for attempt in (1, 2):
+            # run on a fresh page, with the other wording, is allowed, not more (as in test_wake_browser.py).
+            for attempt, wav in enumerate(wavs, 1):
                 try:
                     await in_browser(node.http_url, scenario, f"wakeword-weather-{attempt}",
                                      FAKE_MEDIA + [f"--use-file-for-fake-audio-capture={wav}%noloop"], timeout_s=180)
                     break
                 except Exception as e:
                     print(f"attempt {attempt} failed: {e!r}"[:2000])
-                    if attempt == 2:
+                    if attempt == len(wavs):
                         raise
             assert any(path == "/v1/forecast" for path, _ in srv.requests)
             spoken = [h["prompt"] for h in node.store.history(None, 50) if h["kind"] == "speak"]
