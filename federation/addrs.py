@@ -16,20 +16,26 @@ from .conn import conn_is_relayed
 MAX_ADDR_LEN = 256  # longest multiaddr string accepted from a peer (PEX, mDNS)
 
 
+def ips_of(ma: multiaddr.Multiaddr) -> list[str]:
+    """The /ip4 and /ip6 values of a multiaddr, in that order."""
+    out = []
+    for proto in ("ip4", "ip6"):
+        try:
+            v = ma.value_for_protocol(proto)
+        except Exception:  # py-libp2p's multiaddr raises several types for "not there"
+            v = None
+        if v:
+            out.append(v)
+    return out
+
+
 def ip_of(addr: str | multiaddr.Multiaddr) -> str | None:
     """The /ip4 or /ip6 value of a multiaddr, or None."""
     try:
         ma = addr if isinstance(addr, multiaddr.Multiaddr) else multiaddr.Multiaddr(addr)
-        for proto in ("ip4", "ip6"):
-            try:
-                v = ma.value_for_protocol(proto)
-            except Exception:
-                v = None
-            if v:
-                return v
+        return next(iter(ips_of(ma)), None)
     except Exception:
         return None
-    return None
 
 
 def tcp_port_of(addr: str | multiaddr.Multiaddr) -> int | None:

@@ -20,19 +20,13 @@ from typing import Any
 
 import multiaddr
 
+from .addrs import ips_of
+
 log = logging.getLogger(__name__)
 
 
 def _ips(ma: multiaddr.Multiaddr) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    out = []
-    for proto in ("ip4", "ip6"):
-        try:
-            v = ma.value_for_protocol(proto)
-        except Exception:
-            v = None
-        if v:
-            out.append(ipaddress.ip_address(v))
-    return out
+    return [ipaddress.ip_address(v) for v in ips_of(ma)]
 
 
 def scope_of(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
