@@ -107,7 +107,8 @@ class ModelManager:
         down) as unavailable with the reason, without reading any weights."""
         from .backends.defaults import availability
 
-        for state in self.states.values():
+        # a copy: the sysop may add or remove models (model_registry.py) while this awaits
+        for state in list(self.states.values()):
             if state.status != "unloaded" or state.spec.backend == "echo":
                 continue
             if state.spec.backend in REMOTE_BACKENDS:
@@ -136,7 +137,7 @@ class ModelManager:
     async def watch_remotes(self, period: float = 30.0) -> None:
         while True:
             await trio.sleep(period)
-            for state in self.states.values():
+            for state in list(self.states.values()):  # models come and go while this awaits
                 if state.spec.backend in REMOTE_BACKENDS:
                     await self._check_remote(state)
 
@@ -197,6 +198,8 @@ class ModelManager:
 
     async def preload(self, names: list[str]) -> None:
         for name in names:
+            if name not in self.states:  # removed by the sysop meanwhile
+                continue
             try:
                 await self.ensure_loaded(name)
             except BackendError:
@@ -209,7 +212,7 @@ class ModelManager:
             while True:
                 await trio.sleep(period)
                 now = time.monotonic()
-                for s in self.states.values():
+                for s in list(self.states.values()):  # models come and go while this awaits
                     idle = s.spec.idle_unload_s
                     if idle and s.status == "ready" and s.inflight == 0 and now - s.last_used > idle:
                         async with s.lock:
@@ -220,7 +223,7 @@ class ModelManager:
             self.unload_all()
 
     def unload_all(self) -> None:
-        for s in self.states.values():
+        for s in list(self.states.values()):
             backend, s.backend = s.backend, None
             if backend is not None and s.status == "ready":
                 s.status = "unloaded"

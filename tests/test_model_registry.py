@@ -4,6 +4,7 @@ with a real model (the tiny Llama that tests/conftest.py builds), lasting across
 from __future__ import annotations
 
 import httpx
+import trio
 
 from tests.conftest import ECHO_MODELS, running_node
 
@@ -44,3 +45,25 @@ async def test_add_load_unload_remove_and_restart(tmp_path, tiny_chat_model):
             assert (await c.request("DELETE", "/api/v1/models/tiny", headers=sysop)).status_code == 200
             r = await c.post("/api/v1/intents", json={"kind": "chat", "prompt": "hi"})
             assert r.status_code >= 400  # nothing serves chat now
+
+
+async def test_models_added_while_availability_is_checked_do_not_stop_the_node(tmp_path, monkeypatch):
+    """The sysop may add a model while the start-time availability check awaits (the full suite
+    once died with 'dictionary changed size during iteration' in check_availability)."""
+    from mtor_node.backends import ModelSpec
+    from mtor_node.backends import defaults as defaults_mod
+    from mtor_node.models import ModelManager
+
+    specs = [ModelSpec(name=f"m{i}", kind="chat", backend="transformers", source=f"nobody/m{i}") for i in range(3)]
+    mm = ModelManager(specs, tmp_path / "models", {"chat": "m0"})
+
+    def slow_check(spec):  # a registry change lands while the check is out in its thread
+        mm.states[f"added-during-{spec.name}"] = type(mm.states["m0"])(
+            ModelSpec(name=f"added-during-{spec.name}", kind="chat", backend="echo", source=""))
+        return {"available": False, "reason": "not here"}
+
+    monkeypatch.setattr(defaults_mod, "availability", slow_check)
+    with trio.fail_after(10):
+        await mm.check_availability()
+    assert all(mm.states[f"m{i}"].status == "unavailable" for i in range(3))
+    await mm.preload(["m0", "gone"])  # a name removed meanwhile is skipped, not a KeyError
