@@ -44,21 +44,19 @@ async def test_a_backlog_is_one_batch_and_the_end_is_recorded():
 
 
 async def test_one_event_at_a_time_while_the_reader_keeps_up():
+    """The next event arrives only after the reader took the last one (no timing involved)."""
     send, recv = trio.open_memory_channel(math.inf)
     state, ticket, _ = fake(recv)
+    later = [{"type": "chunk", "text": "b"}, {"type": "error", "code": "internal", "message": "x"}]
+    send.send_nowait({"type": "chunk", "text": "a"})
     batches = []
-
-    async def produce():
-        for word in "ab":
-            await send.send({"type": "chunk", "text": word})
-            await trio.sleep(0.01)
-        await send.send({"type": "error", "code": "internal", "message": "x"})
-        await send.aclose()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(produce)
-        async for batch in follow_batches(state, ticket):
+    async with aclosing(follow_batches(state, ticket)) as it:
+        async for batch in it:
             batches.append(texts(batch))
+            if later:
+                send.send_nowait(later.pop(0))
+            else:
+                send.close()
     assert batches == [["a"], ["b"], ["error"]]
 
 
