@@ -13,6 +13,7 @@ exist only once the node runs.
 from __future__ import annotations
 
 import secrets
+import time
 from typing import TYPE_CHECKING, Final, TypedDict
 
 from prometheus_client import CollectorRegistry
@@ -66,6 +67,7 @@ KEEP: Final = object()  # set_prices: keep the current peaking threshold
 class NodeService:
     def __init__(self, node: NodeParts):
         self._node = node
+        self._avg_cache: tuple[float, float | None] | None = None  # (when, seconds) for queue_view
         self.model_registry: ModelRegistry | None = None
         # One registry per node: the node's gauges here, the edge adds its own (ui/metrics.py).
         self.registry = CollectorRegistry()
@@ -245,13 +247,22 @@ class NodeService:
             return {"queued": 0, "max": 0, "running": 0, "slots": 0, "full": False, "wait_s": None}
         queued, slots = len(broker.queue), max(1, broker.max_inflight)
         if avg_s is None:
-            totals = [(done, avg) for _, _, done, avg, _ in self._store.kind_totals() if avg is not None and done]
-            n = sum(done for done, _ in totals)
-            avg_s = sum(done * avg for done, avg in totals) / n / 1000 if n else None
+            avg_s = self._average_done_s()
         waves = -(-(queued + broker.inflight + 1) // slots) - 1  # rounds of `slots` before a new one starts
         return {"queued": queued, "max": broker.queue.max_size, "running": broker.inflight, "slots": slots,
                 "full": queued >= broker.queue.max_size,
                 "wait_s": round(waves * avg_s, 1) if avg_s is not None else None}
+
+    def _average_done_s(self, max_age_s: float = 30.0) -> float | None:
+        """The lifetime average duration of done intents, read from the store at most every
+        max_age_s once there is one: the queue feed asks every second and a lifetime average
+        hardly moves."""
+        now = time.monotonic()
+        if self._avg_cache is None or self._avg_cache[1] is None or now - self._avg_cache[0] > max_age_s:
+            totals = [(done, avg) for _, _, done, avg, _ in self._store.kind_totals() if avg is not None and done]
+            n = sum(done for done, _ in totals)
+            self._avg_cache = (now, sum(done * avg for done, avg in totals) / n / 1000 if n else None)
+        return self._avg_cache[1]
 
     def note_users_at_once(self, count: int) -> None:
         self._store.note_peak(USERS_AT_ONCE, count)
